@@ -1,0 +1,51 @@
+"""Which source files a stage runs: the transitive closure of its cxrbench imports (lazy ones included),
+their packages' __init__ files, and data files read beside the code (schemas, published tables).
+dvc.yaml must list exactly these as the stage's code dependencies (tests/test_pipeline_graph.py)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = "cxrbench"
+DATA_SUFFIXES = (".yaml", ".yml", ".csv", ".json")
+SCHEMA = "workflow/schemas/params.schema.yaml"
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    base = root / "src" / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+
+
+def code_dependencies(module: str, root: Path) -> set[str]:
+    """Repository-relative paths of every file `module` needs to run."""
+    seen: set[Path] = set()
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # a module's parent packages run their __init__ first
+            path = _module_file(".".join(parts[:depth]), root)
+            if path is not None and path not in seen:
+                seen.add(path)
+                pending.extend(_imports(path))
+    files = {p.relative_to(root).as_posix() for p in seen}
+    for path in seen:
+        files.update(d.relative_to(root).as_posix() for d in path.parent.iterdir() if d.suffix in DATA_SUFFIXES)
+    if f"src/{PACKAGE}/config.py" in files:
+        files.add(SCHEMA)
+    return files

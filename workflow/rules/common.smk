@@ -1,0 +1,86 @@
+# Helpers that turn the stages of dvc.yaml (the one declaration of the DAG) into Snakemake rules.
+import json
+from pathlib import Path
+
+import yaml
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, schema="../schemas/params.schema.yaml")
+
+DVC_STAGES = yaml.safe_load(Path(workflow.basedir, "dvc.yaml").read_text())["stages"]
+# Appended to every stage's command: record the finished stage in dvc.lock (serialised: DVC has one repo lock).
+RECORD_IN_DVC_LOCK = "python -m cxrbench.record_stage"
+
+
+def _entry_path(entry):
+    """dvc.yaml entries are either a path or {path: options}."""
+    return entry if isinstance(entry, str) else next(iter(entry))
+
+
+def _config_value(dotted_key):
+    value = config
+    for part in dotted_key.split("."):
+        value = value[part]
+    return value
+
+
+def stage_inputs(stage):
+    return [_entry_path(e) for e in DVC_STAGES[stage].get("deps", [])]
+
+
+def stage_outputs(stage):
+    """outs, metrics and plots; a path without a file extension is a directory."""
+    paths = [_entry_path(e) for kind in ("outs", "metrics", "plots") for e in DVC_STAGES[stage].get(kind, [])]
+    return [p if Path(p).suffix else directory(p) for p in paths]
+
+
+def stage_params(stage):
+    """The stage's parameter values, so Snakemake's params trigger fires exactly when DVC's would."""
+    return {k.replace(".", "__"): json.dumps(_config_value(k), sort_keys=True) for k in DVC_STAGES[stage].get("params", [])}
+
+
+def stage_shell(stage):
+    return f"{DVC_STAGES[stage]['cmd']} && {RECORD_IN_DVC_LOCK} {stage}"
+
+
+def stage_log(stage):
+    """Each stage module writes logs/<stage>.log itself (the same under dvc repro)."""
+    return f"logs/{stage}.log"
+
+
+def stage_threads(stage):
+    if stage == "decode_nih":
+        return config["decode"]["nih"]["workers"]
+    if stage.startswith(("train_", "evaluate_")):
+        return config["train"]["threads"]
+    return 1
+
+
+def stage_resources(stage):
+    """What DVC cannot say: resources for cluster runs (GPU stages ask for one GPU)."""
+    uses_gpu = stage.startswith(("train_", "evaluate_")) and config["train"]["device"] == "cuda"
+    resources = {"mem_mb": 16000 if uses_gpu or stage == "decode_nih" else 4000, "runtime": 60}
+    if uses_gpu:
+        resources.update(gpu=1, cpus_per_gpu=config["train"]["threads"], runtime=24 * 60)
+    return resources
+
+
+def declare_stage_rules(*stages):
+    """One rule per named DVC stage, named like the stage (verb_object)."""
+    for stage in stages:
+
+        rule:
+            name: stage
+            input: stage_inputs(stage)
+            output: stage_outputs(stage)
+            params: **stage_params(stage)
+            log: stage_log(stage)
+            threads: stage_threads(stage)
+            resources: **stage_resources(stage)
+            shell: stage_shell(stage)
