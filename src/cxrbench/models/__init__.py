@@ -1,1 +1,1 @@
-
+"""Network builders (MONAI) for the classifier and the segmenter."""

@@ -1,0 +1,84 @@
+"""Stage evaluate_classifier: per-class ROC AUC of the NIH classifier on the test part, with 95% bootstrap
+intervals over images (vectorised, seeded).
+
+Writes metrics/classifier.json (DVC metrics), plots/classifier_roc.csv (DVC plots: ROC points per class) and
+results/classifier/predictions.csv (image, patient, true labels and scores, for the report).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cxrbench import store, training
+from cxrbench.datasets.nih import LABELS
+from cxrbench.fileio import atomic_path, write_json
+from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points
+from cxrbench.models.networks import build_classifier
+from cxrbench.stages._app import run_stage
+from cxrbench.stages.train_classifier import predict, split_rows
+
+log = logging.getLogger(__name__)
+STORE = Path("data/store/nih")
+MODEL = Path("models/classifier")
+BOOTSTRAP_SEED_STREAM = 401
+
+
+def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    frames = []
+    for k, label in enumerate(LABELS):
+        if 0 < y[:, k].sum() < len(y):
+            fpr, tpr, _ = roc_curve_points(y[:, k], scores[:, k])
+            frames.append(pd.DataFrame({"class": label, "fpr": fpr.round(6), "tpr": tpr.round(6)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate(params: dict[str, Any]) -> None:
+    device = training.setup_torch(params["train"]["device"], params["train"]["threads"], params["seed"])
+    model_cfg = pd.read_json(MODEL / "config.json", typ="series")
+    model = build_classifier({}, len(LABELS)).to(device)
+    model.load_state_dict(training.load_checkpoint(MODEL / "model.pt", device)["state_dict"])
+    index, split = store.read_index(STORE), pd.read_csv("data/splits/nih.csv")
+    images = store.open_array(store.find_images(STORE))
+    rows = split_rows(index, split, "test")
+    scores = torch.sigmoid(torch.from_numpy(predict(model, images, rows, (model_cfg["mean"], model_cfg["std"]), 64, device))).numpy()
+    y = index[list(LABELS)].to_numpy(np.uint8)[rows]
+
+    boot_cfg = params["evaluate"]["bootstrap"]
+    boot = bootstrap_auc(y, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"],
+                         seed=int(np.random.SeedSequence([params["seed"], BOOTSTRAP_SEED_STREAM]).generate_state(1)[0]))
+    per_class = {label: {"auc": _round(boot["auc"][k]), "ci_low": _round(boot["ci_low"][k]),
+                         "ci_high": _round(boot["ci_high"][k]), "positives": int(y[:, k].sum())}
+                 for k, label in enumerate(LABELS)}
+    metrics = {"test_images": int(len(rows)), "mean_auc": _round(boot["mean_auc"]),
+               "mean_auc_ci": [_round(boot["mean_ci_low"]), _round(boot["mean_ci_high"])],
+               "bootstrap": {"resamples": boot_cfg["resamples"], "alpha": boot_cfg["alpha"], "unit": "image"},
+               "per_class": per_class}
+    log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", boot["mean_auc"], boot["mean_ci_low"],
+             boot["mean_ci_high"], len(rows))
+    write_json("metrics/classifier.json", metrics)
+    with atomic_path("plots/classifier_roc.csv") as tmp:
+        roc_points(y, scores).to_csv(tmp, index=False, lineterminator="\n")
+    predictions = index.loc[rows, ["image", "patient"]].reset_index(drop=True)
+    predictions = pd.concat([predictions, pd.DataFrame(y, columns=list(LABELS)),
+                             pd.DataFrame(scores.round(6), columns=[f"score_{label}" for label in LABELS])], axis=1)
+    with atomic_path("results/classifier", is_dir=True) as out:
+        predictions.to_csv(out / "predictions.csv", index=False, lineterminator="\n", float_format="%.6f")
+
+
+def _round(value: float) -> float | None:
+    """Six decimals for stable, readable metrics; None (JSON null) where a class had no positives."""
+    return None if np.isnan(value) else round(float(value), 6)
+
+
+def main() -> None:
+    run_stage("evaluate_classifier", evaluate)
+
+
+if __name__ == "__main__":
+    main()

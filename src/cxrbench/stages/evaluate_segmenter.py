@@ -1,0 +1,95 @@
+"""Stage evaluate_segmenter: SCR overlap per object (Jaccard = the benchmark's Omega, Dice), mean contour
+distance in mm and the SCR site's pixel error, for each fold tested with the model trained on the other.
+
+Writes metrics/segmenter.json (mean and sd over images, per fold and overall) and results/segmenter/
+{cases.csv (one row per case and object), predictions_<S>.npy (packed masks, store order)}.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cxrbench import store, training
+from cxrbench.datasets.scr import OBJECTS
+from cxrbench.fileio import atomic_path, write_json
+from cxrbench.metrics.overlap import dice, jaccard, mean_contour_distance, pixel_error, scr_pixel_mm, summarise
+from cxrbench.models.networks import build_segmenter
+from cxrbench.stages._app import run_stage
+from cxrbench.stages.train_segmenter import JSRT_MAX, fold_rows
+
+log = logging.getLogger(__name__)
+STORE = Path("data/store/jsrt")
+MODEL = Path("models/segmenter")
+
+
+@torch.no_grad()
+def segment(model, images, rows, norm, device, batch_size=8) -> np.ndarray:
+    model.eval()
+    out = [torch.sigmoid(model(training.to_input(images[b], JSRT_MAX, *norm, device))).cpu().numpy() >= 0.5
+           for b in training.ordered_batches(rows, batch_size)]
+    return np.concatenate(out)
+
+
+def case_table(index, rows, pred, ref, pixel_mm, fold) -> pd.DataFrame:
+    records = []
+    for i, row in enumerate(rows):
+        errors = pixel_error(pred[i], ref[i])
+        for k, obj in enumerate(OBJECTS):
+            records.append({"case": index.at[row, "case"], "test_fold": fold, "object": obj,
+                            "jaccard": float(jaccard(pred[i, k], ref[i, k])), "dice": float(dice(pred[i, k], ref[i, k])),
+                            "contour_mm": mean_contour_distance(pred[i, k], ref[i, k], pixel_mm), "pixel_error": errors})
+    return pd.DataFrame(records)
+
+
+def evaluate(params: dict[str, Any]) -> None:
+    device = training.setup_torch(params["train"]["device"], params["train"]["threads"], params["seed"])
+    model_cfg = pd.read_json(MODEL / "config.json", typ="series")
+    index, split = store.read_index(STORE), pd.read_csv("data/splits/scr.csv")
+    images = store.open_array(store.find_images(STORE))
+    masks = store.open_array(store.find_masks(STORE))
+    size = images.shape[-1]
+    predicted = np.zeros(masks.shape, dtype=np.uint8)
+    tables = []
+    for test_fold, train_fold in ((2, 1), (1, 2)):
+        model = build_segmenter({"channels": model_cfg["channels"]}, len(OBJECTS)).to(device)
+        model.load_state_dict(training.load_checkpoint(MODEL / f"train_fold{train_fold}.pt", device)["state_dict"])
+        norm = model_cfg["norm"][f"fold{train_fold}"]
+        rows = fold_rows(index, split, test_fold)
+        pred = segment(model, images, rows, (norm["mean"], norm["std"]), device)
+        ref = store.unpack_masks(masks[rows], len(OBJECTS))
+        predicted[rows] = [store.pack_masks(p) for p in pred]
+        tables.append(case_table(index, rows, pred, ref, scr_pixel_mm(size), test_fold))
+    cases = pd.concat(tables, ignore_index=True).round(6)
+
+    def measures(frame: pd.DataFrame) -> dict:
+        per_object = {obj: {m: _stats(g[m]) for m in ("jaccard", "dice", "contour_mm")} for obj, g in frame.groupby("object")}
+        return {"objects": per_object, "pixel_error": _stats(frame.drop_duplicates("case")["pixel_error"])}
+
+    metrics = {"size": int(size), "pixel_mm": round(scr_pixel_mm(size), 6), "overall": measures(cases),
+               "by_test_fold": {f"fold{f}": measures(g) for f, g in cases.groupby("test_fold")}}
+    for obj, m in metrics["overall"]["objects"].items():
+        log.info("%-15s Jaccard %.3f +- %.3f  Dice %.3f", obj, m["jaccard"]["mean"], m["jaccard"]["sd"], m["dice"]["mean"])
+    write_json("metrics/segmenter.json", metrics)
+    with atomic_path("results/segmenter", is_dir=True) as out:
+        cases.to_csv(out / "cases.csv", index=False, lineterminator="\n")
+        np.save(out / f"predictions_{size}.npy", predicted)
+
+
+def _stats(values: pd.Series) -> dict:
+    """mean/sd/n rounded; an undefined sd (one image) becomes JSON null."""
+    return {k: (None if v != v else round(float(v), 6)) if isinstance(v, float) else v
+            for k, v in summarise(values.to_numpy()).items()}
+
+
+def main() -> None:
+    run_stage("evaluate_segmenter", evaluate)
+
+
+if __name__ == "__main__":
+    main()

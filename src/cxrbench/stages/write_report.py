@@ -1,0 +1,198 @@
+"""Stage write_report: one self-contained HTML page (results/report.html) and a Markdown summary
+(results/report.md): dataset counts, splits, training curves, benchmark tables next to the published
+results, ROC curves, example images with their labels and masks, and the parameters and input hashes that
+produced them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import yaml
+
+from cxrbench import __version__, store
+from cxrbench.datasets.nih import LABELS
+from cxrbench.datasets.scr import OBJECTS
+from cxrbench.fileio import write_text
+from cxrbench.published import load as load_published
+from cxrbench.report import Report
+from cxrbench.stages._app import run_stage
+
+log = logging.getLogger(__name__)
+OUT = Path("results")
+
+
+def dataset_counts(jsrt_index: pd.DataFrame, nih_index: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"dataset": "JSRT", "images": len(jsrt_index), "patients": len(jsrt_index),
+         "detail": f"{int(jsrt_index['nodule'].sum())} with a nodule, {int((~jsrt_index['nodule'].astype(bool)).sum())} without"},
+        {"dataset": "SCR", "images": len(jsrt_index), "patients": len(jsrt_index),
+         "detail": f"5 objects per image; fold 1: {int((jsrt_index['fold'] == 1).sum())}, fold 2: {int((jsrt_index['fold'] == 2).sum())}"},
+        {"dataset": "NIH ChestX-ray14", "images": len(nih_index), "patients": int(nih_index["patient"].nunique()),
+         "detail": f"{int((nih_index[list(LABELS)].sum(axis=1) == 0).sum())} No Finding"},
+    ])
+
+
+def label_prevalence(nih_index: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
+    parts = nih_index.merge(split[["image", "part"]], on="image")
+    table = pd.DataFrame({"label": list(LABELS), "all images": nih_index[list(LABELS)].sum().to_numpy()})
+    for part in ("train", "val", "test"):
+        table[part] = parts.loc[parts["part"] == part, list(LABELS)].sum().to_numpy()
+    return table
+
+
+def curves_figure(directory: Path, title: str):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for tsv in sorted((directory / "plots" / "metrics").rglob("*.tsv")):
+        name = tsv.relative_to(directory / "plots" / "metrics").with_suffix("").as_posix()
+        if name == "lr":
+            continue
+        frame = pd.read_csv(tsv, sep="\t")
+        ax.plot(frame["step"] + 1, frame[frame.columns[-1]], marker="o", label=name)
+    ax.set(xlabel="epoch", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def roc_figure(roc: pd.DataFrame, metrics: dict):
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for label, group in roc.groupby("class", sort=False):
+        ax.plot(group["fpr"], group["tpr"], lw=1, label=f"{label} ({metrics['per_class'][label]['auc']:.2f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="NIH test ROC curves (AUC)")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    ours_split = "official" if not synthetic else "official (synthetic data)"
+    rows = [{"source": "cxrbench (this run)", "split": ours_split,
+             **{label: metrics["per_class"][label]["auc"] for label in LABELS},
+             "mean": metrics["mean_auc"], "mean 95% CI": "{:.3f}-{:.3f}".format(*metrics["mean_auc_ci"])}]
+    for (source, split), group in published.groupby(["source", "split"], sort=False):
+        values = dict(zip(group["label"], group["value"]))
+        row = {"source": source, "split": split, **{label: values.get(label, np.nan) for label in LABELS},
+               "mean": values.get("mean", np.nan), "mean 95% CI": ""}
+        row["mean - ours"] = round(row["mean"] - metrics["mean_auc"], 3) if not np.isnan(row["mean"]) else np.nan
+        row["comparable"] = "yes" if split == "official" and not synthetic else "no (different split or data)"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def segmenter_table(metrics: dict) -> pd.DataFrame:
+    rows = []
+    for obj in OBJECTS:
+        m = metrics["overall"]["objects"][obj]
+        rows.append({"object": obj, "Jaccard": m["jaccard"]["mean"], "Jaccard sd": m["jaccard"]["sd"],
+                     "Dice": m["dice"]["mean"], "contour mm": m["contour_mm"]["mean"],
+                     **{f"Jaccard test {f}": metrics["by_test_fold"][f]["objects"][obj]["jaccard"]["mean"]
+                        for f in sorted(metrics["by_test_fold"])}})
+    return pd.DataFrame(rows)
+
+
+def nih_examples_figure(images: np.ndarray, predictions: pd.DataFrame, index: pd.DataFrame, n: int = 8):
+    row_of = dict(zip(index["image"], index["row"]))
+    picks = predictions.iloc[np.linspace(0, len(predictions) - 1, n).astype(int)]
+    fig, axes = plt.subplots(2, n // 2, figsize=(12, 6.5))
+    for ax, (_, p) in zip(axes.ravel(), picks.iterrows()):
+        ax.imshow(images[row_of[p["image"]]], cmap="gray")
+        truth = [label for label in LABELS if p[label] == 1] or ["No Finding"]
+        top = max(LABELS, key=lambda label: p[f"score_{label}"])
+        ax.set_title(f"{p['image']}\ntrue: {', '.join(truth)}\ntop: {top} {p[f'score_{top}']:.2f}", fontsize=7)
+        ax.axis("off")
+    return fig
+
+
+def overlay_figure(images: np.ndarray, masks: np.ndarray, predictions: np.ndarray, rows: list[int], titles: list[str]):
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 3.6))
+    colours = plt.cm.tab10(np.arange(len(OBJECTS)))
+    for ax, row, title in zip(np.atleast_1d(axes), rows, titles):
+        ax.imshow(images[row], cmap="gray")
+        truth, pred = store.unpack_masks(masks[row], len(OBJECTS)), store.unpack_masks(predictions[row], len(OBJECTS))
+        for k in range(len(OBJECTS)):
+            ax.contour(truth[k], levels=[0.5], colors=[colours[k]], linewidths=1)
+            ax.contour(pred[k], levels=[0.5], colors=[colours[k]], linewidths=1, linestyles="dashed")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    return fig
+
+
+def input_hashes() -> pd.DataFrame:
+    rows = []
+    for manifest in sorted(Path("data/manifests").glob("*.csv")):
+        table = pd.read_csv(manifest)
+        digest = hashlib.sha256("\n".join(table["file"] + " " + table["sha256"]).encode()).hexdigest()
+        rows.append({"dataset": manifest.stem, "files": len(table), "bytes": int(table["bytes"].sum()), "sha256 of manifest": digest})
+    return pd.DataFrame(rows)
+
+
+def write(params: dict[str, Any]) -> None:
+    synthetic = params["source"]["kind"] == "synthetic"
+    banner = ("SYNTHETIC DATA: phantoms in the datasets' formats, not real radiographs. Published numbers are shown "
+              "for layout only and are not comparable.") if synthetic else None
+    report = Report("cxrbench benchmark report", banner)
+    jsrt_index, nih_index = store.read_index("data/store/jsrt"), store.read_index("data/store/nih")
+    nih_split = pd.read_csv("data/splits/nih.csv")
+    split_info = json.loads(Path("data/splits/nih.json").read_text())
+
+    report.heading("Datasets")
+    report.table(dataset_counts(jsrt_index, nih_index), "Counts")
+    report.table(label_prevalence(nih_index, nih_split), "NIH labels per split (images)")
+    report.heading("Splits")
+    report.table(pd.DataFrame([{"part": part, **c} for part, c in split_info["counts"].items()]),
+                 f"NIH: {split_info['method']} (seed {split_info['seed']}, validation fraction {split_info['val_fraction']})")
+
+    report.heading("Training")
+    report.figure(curves_figure(Path("dvclive/classifier"), "NIH classifier"), "NIH classifier: loss and validation AUC per epoch")
+    report.figure(curves_figure(Path("dvclive/segmenter"), "SCR segmenter"), "SCR segmenter: training loss per epoch, one model per fold")
+
+    report.heading("NIH ChestX-ray14 classification")
+    metrics = json.loads(Path("metrics/classifier.json").read_text())
+    published = load_published(task="nih_classification")
+    published = published[published["metric"] == "auc"]
+    report.table(classifier_comparison(metrics, published, synthetic),
+                 f"Per-class ROC AUC on {metrics['test_images']} test images (95% bootstrap CI of the mean, "
+                 f"{metrics['bootstrap']['resamples']} resamples) beside published results")
+    report.figure(roc_figure(pd.read_csv("plots/classifier_roc.csv"), metrics), "ROC curves on the test part")
+    nih_images = store.open_array(store.find_images("data/store/nih"))
+    predictions = pd.read_csv("results/classifier/predictions.csv")
+    report.figure(nih_examples_figure(nih_images, predictions, nih_index), "Test images with true labels and the top prediction")
+
+    report.heading("SCR segmentation")
+    seg = json.loads(Path("metrics/segmenter.json").read_text())
+    report.table(segmenter_table(seg), f"Per object at {seg['size']} px ({seg['pixel_mm']} mm pixels), mean over test images")
+    report.paragraph(f"Pixel error over the five labels: {seg['overall']['pixel_error']['mean']:.4f} "
+                     f"(sd {seg['overall']['pixel_error']['sd'] or 0:.4f}).")
+    cases = pd.read_csv("results/segmenter/cases.csv")
+    lungs = cases[cases["object"].str.endswith("lung")].groupby("case")["jaccard"].mean().sort_values()
+    chosen = [lungs.index[-1], lungs.index[0]]
+    row_of = dict(zip(jsrt_index["case"], jsrt_index["row"]))
+    report.figure(overlay_figure(store.open_array(store.find_images("data/store/jsrt")),
+                                 store.open_array(store.find_masks("data/store/jsrt")),
+                                 np.load(next(Path("results/segmenter").glob("predictions_*.npy")), mmap_mode="r"),
+                                 [row_of[c] for c in chosen], [f"best: {chosen[0]}", f"worst: {chosen[1]}"]),
+                  "Best and worst test cases by lung Jaccard (solid: reference, dashed: prediction)")
+
+    report.heading("Provenance")
+    report.table(input_hashes(), "Inputs (from the acquire manifests)")
+    report.paragraph(f"cxrbench {__version__}; parameters below are exactly those of this run.")
+    report.preformatted(yaml.safe_dump(params, sort_keys=False), "params.yaml")
+
+    write_text(OUT / "report.html", report.html())
+    write_text(OUT / "report.md", report.markdown())
+    log.info("wrote %s and %s", OUT / "report.html", OUT / "report.md")
+
+
+def main() -> None:
+    run_stage("write_report", write)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The decoded-image store: one .npy array per dataset and resolution plus an index table.
+
+Training and evaluation memory-map the array and read batches of rows; no PNG or raw file is opened after
+decoding. Arrays are written through `np.lib.format.open_memmap` row by row, so decoding streams (memory stays
+flat as the dataset grows) and the bytes depend only on the pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+INDEX = "index.csv"
+
+
+def images_path(store_dir: str | Path, size: int) -> Path:
+    return Path(store_dir) / f"images_{size}.npy"
+
+
+def masks_path(store_dir: str | Path, size: int) -> Path:
+    return Path(store_dir) / f"masks_{size}.npy"
+
+
+def _single(store_dir: str | Path, prefix: str) -> Path:
+    """A store directory holds one resolution; find its array without the caller knowing the size."""
+    found = sorted(Path(store_dir).glob(f"{prefix}_*.npy"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{store_dir}: expected exactly one {prefix}_<size>.npy, found {len(found)}")
+    return found[0]
+
+
+def find_images(store_dir: str | Path) -> Path:
+    return _single(store_dir, "images")
+
+
+def find_masks(store_dir: str | Path) -> Path:
+    return _single(store_dir, "masks")
+
+
+def create(path: str | Path, shape: tuple[int, ...], dtype) -> np.memmap:
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def open_array(path: str | Path) -> np.ndarray:
+    """Read-only memory map: worker processes and batches share the page cache, never a copy."""
+    return np.load(path, mmap_mode="r")
+
+
+def write_index(store_dir: str | Path, index: pd.DataFrame) -> None:
+    index.to_csv(Path(store_dir) / INDEX, index=False, lineterminator="\n")
+
+
+def read_index(store_dir: str | Path) -> pd.DataFrame:
+    return pd.read_csv(Path(store_dir) / INDEX)
+
+
+def pack_masks(masks: np.ndarray) -> np.ndarray:
+    """(k, H, W) bool with k <= 8 objects -> (H, W) uint8, bit i set where object i is present."""
+    weights = (1 << np.arange(masks.shape[0], dtype=np.uint8)).reshape(-1, 1, 1)
+    return (masks.astype(np.uint8) * weights).sum(axis=0, dtype=np.uint8)
+
+
+def unpack_masks(packed: np.ndarray, k: int) -> np.ndarray:
+    """(..., H, W) uint8 -> (..., k, H, W) bool; inverse of pack_masks."""
+    bits = (1 << np.arange(k, dtype=np.uint8)).reshape(-1, 1, 1)
+    return (packed[..., None, :, :] & bits) > 0

@@ -1,0 +1,104 @@
+"""The decoded store's mask packing and discovery, and the split logic: patient-level, seeded, leak-checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrbench import store
+from cxrbench.errors import DataError
+from cxrbench.fileio import atomic_path
+from cxrbench.splits import carve_patients, check_no_leakage
+from cxrbench.stages.split_nih import make_split
+
+
+def test_mask_packing_round_trips_overlapping_objects():
+    rng = np.random.default_rng(0)
+    masks = rng.random((5, 16, 16)) > 0.5  # objects overlap freely, as clavicles over lungs
+    packed = store.pack_masks(masks)
+    assert packed.dtype == np.uint8 and packed.shape == (16, 16)
+    assert np.array_equal(store.unpack_masks(packed, 5), masks)
+    assert np.array_equal(store.unpack_masks(np.stack([packed, packed]), 5)[1], masks)
+
+
+def test_store_finds_its_single_resolution(tmp_path):
+    array = store.create(store.images_path(tmp_path, 32), (3, 32, 32), np.uint8)
+    array[:] = 7
+    array.flush()
+    assert store.find_images(tmp_path).name == "images_32.npy"
+    assert store.open_array(store.find_images(tmp_path)).sum() == 7 * 3 * 32 * 32
+    store.create(store.images_path(tmp_path, 64), (1, 64, 64), np.uint8).flush()
+    with pytest.raises(FileNotFoundError, match="exactly one"):
+        store.find_images(tmp_path)
+
+
+def test_atomic_directory_keeps_the_old_output_when_writing_fails(tmp_path):
+    final = tmp_path / "out"
+    with atomic_path(final, is_dir=True) as tmp:
+        (tmp / "good.txt").write_text("good")
+    with pytest.raises(RuntimeError):
+        with atomic_path(final, is_dir=True) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("killed")
+    assert [p.name for p in final.iterdir()] == ["good.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no partial directory left behind
+
+
+def _index(n_patients: int = 40, per_patient: int = 3) -> pd.DataFrame:
+    rows = [{"image": f"{p:08d}_{f:03d}.png", "patient": p, "view": "PA" if f % 2 else "AP", "ok": 1}
+            for p in range(1, n_patients + 1) for f in range(per_patient)]
+    return pd.DataFrame(rows)
+
+
+def _lists(index: pd.DataFrame, test_patients: set[int]) -> tuple[list[str], list[str]]:
+    is_test = index["patient"].isin(test_patients)
+    return index.loc[~is_test, "image"].tolist(), index.loc[is_test, "image"].tolist()
+
+
+CFG = {"val_fraction": 0.25, "views": ["PA", "AP"]}
+
+
+def test_nih_split_is_patient_level_seeded_and_official():
+    index = _index()
+    train_val, test = _lists(index, set(range(31, 41)))
+    split = make_split(index, train_val, test, CFG, seed=0)
+    check_no_leakage(split, "split")
+    assert set(split.loc[split["part"] == "test", "image"]) == set(test)
+    val_patients = split.loc[split["part"] == "val", "patient"].unique()
+    assert len(val_patients) == round(0.25 * 30)
+    again = make_split(index, train_val, test, CFG, seed=0)
+    assert again.to_csv(index=False) == split.to_csv(index=False)
+    other = make_split(index, train_val, test, CFG, seed=1)
+    assert set(other.loc[other["part"] == "val", "patient"]) != set(val_patients)
+    check_no_leakage(other, "split")
+
+
+def test_nih_split_filters_views_and_quarantined_images():
+    index = _index()
+    index.loc[0, "ok"] = 0
+    train_val, test = _lists(index, {40})
+    split = make_split(index, train_val, test, {"val_fraction": 0.1, "views": ["PA"]}, seed=0)
+    assert index.loc[0, "image"] not in set(split["image"])
+    assert set(split["image"]) <= set(index.loc[index["view"] == "PA", "image"])
+
+
+def test_leakage_is_detected_and_names_the_patients():
+    index = _index()
+    train_val, test = _lists(index, set(range(31, 41)))
+    split = make_split(index, train_val, test, CFG, seed=0)
+    leaked = split.copy()
+    leaked.loc[leaked["image"] == "00000035_000.png", "part"] = "train"  # one image of a test patient
+    with pytest.raises(DataError, match="1 patients .*35"):
+        check_no_leakage(leaked, "nih.csv")
+
+
+def test_split_refuses_images_missing_from_the_metadata():
+    index = _index()
+    train_val, test = _lists(index, {40})
+    with pytest.raises(DataError, match="not in the metadata"):
+        make_split(index, train_val + ["99999999_000.png"], test, CFG, seed=0)
+
+
+def test_carve_patients_takes_at_least_one():
+    assert len(carve_patients(np.array([5, 5, 6]), 0.01, np.random.default_rng(0))) == 1
