@@ -1,4 +1,4 @@
-"""The `cxrbench` command for people: compose parameters (more subcommands join as they land)."""
+"""The `cxrbench` command for people: compose parameters, dataset statistics (more subcommands join as they land)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import yaml
 
 from cxrbench import config
 from cxrbench.errors import DataError
-from cxrbench.fileio import write_text
+from cxrbench.fileio import atomic_path, sha256_file, write_json, write_text
+
+# The stats commands import cxrbench.stats (pandas, matplotlib, OpenCV, pydicom) when they run, so
+# `cxrbench compose` does not pay seconds of imports it never uses.
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
@@ -24,6 +27,93 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_outputs(args: argparse.Namespace, document: dict) -> None:
+    if args.json:
+        write_json(args.json, document)
+        print(f"\nwrote {args.json}")
+
+
+def cmd_stats_nih(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from cxrbench import stats
+    from cxrbench.datasets import nih
+
+    entries = nih.read_data_entry(args.metadata)
+    boxes = nih.read_bbox(args.bbox) if args.bbox else None
+    split = stats.read_split_table(args.split) if args.split else None
+    try:
+        statistics = stats.nih_statistics(entries, boxes, split)
+    except ValueError as error:  # only the split can disagree with the metadata
+        raise DataError(args.split, str(error), "use a split table made from this metadata file") from None
+    comparison = stats.compare_with_published(entries)
+    print(f"NIH ChestX-ray14 statistics of {args.metadata}\n")
+    print(stats.format_nih_statistics(statistics))
+    print("\n" + comparison.format())
+    inputs = {"metadata": args.metadata, "bbox": args.bbox, "split": args.split}
+    _write_outputs(args, {
+        "dataset": "nih",
+        "inputs": {role: {"file": Path(path).name, "sha256": sha256_file(path)} for role, path in inputs.items() if path},
+        "statistics": statistics,
+        "published_comparison": comparison.to_dict(),
+    })
+    if args.figure:
+        table = pd.DataFrame.from_dict(statistics["cooccurrence"], orient="index")
+        figure = stats.cooccurrence_figure(table, f"NIH label co-occurrence ({entries.attrs['form']}), images")
+        with atomic_path(args.figure) as tmp:
+            figure.savefig(tmp, dpi=120)
+        print(f"wrote {args.figure}")
+    return 0
+
+
+def cmd_stats_jsrt(args: argparse.Namespace) -> int:
+    from cxrbench import stats
+    from cxrbench.datasets import jsrt
+
+    statistics = stats.jsrt_statistics(jsrt.read_metadata(args.dir))
+    print(f"JSRT statistics of {args.dir}\n")
+    print(stats.format_jsrt_statistics(statistics))
+    _write_outputs(args, {"dataset": "jsrt", "statistics": statistics})
+    return 0
+
+
+def cmd_stats_scr(args: argparse.Namespace) -> int:
+    from cxrbench import stats
+
+    if args.store:
+        packed, folds = stats.scr_masks_from_store(args.store)
+    else:
+        packed, folds = stats.scr_masks_from_download(args.dir)
+    statistics = stats.scr_statistics(packed, folds)
+    print(f"SCR object areas from {args.store or args.dir}\n")
+    print(stats.format_scr_statistics(statistics))
+    _write_outputs(args, {"dataset": "scr", "statistics": statistics})
+    return 0
+
+
+def _add_stats_parser(sub: argparse._SubParsersAction) -> None:
+    stats_parser = sub.add_parser("stats", help="dataset statistics (NIH, JSRT, SCR) printed and optionally as JSON")
+    datasets = stats_parser.add_subparsers(dest="dataset", required=True)
+    nih_parser = datasets.add_parser(
+        "nih", help="NIH ChestX-ray14 metadata statistics and the comparison with the release page's co-occurrence table"
+    )
+    nih_parser.add_argument("--metadata", required=True, help="Data_Entry_2017.csv or Data_Entry_2017_v2020.csv (any form)")
+    nih_parser.add_argument("--bbox", help="BBox_List_2017.csv: adds box counts per class")
+    nih_parser.add_argument("--split", help="split table with columns image, part (e.g. data/splits/nih.csv): adds prevalence per part")
+    nih_parser.add_argument("--figure", help="write the co-occurrence heat map here (.png, .pdf, .svg)")
+    nih_parser.set_defaults(func=cmd_stats_nih)
+    jsrt_parser = datasets.add_parser("jsrt", help="JSRT nodules by subtlety, size, malignancy and location")
+    jsrt_parser.add_argument("--dir", required=True, help="JSRT folder holding CLNDAT_EN.txt and CNNDAT_EN.TXT")
+    jsrt_parser.set_defaults(func=cmd_stats_jsrt)
+    scr_parser = datasets.add_parser("scr", help="SCR object areas (mm^2) per fold")
+    source = scr_parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", help="decoded JSRT store with masks_<S>.npy and index.csv (data/store/jsrt)")
+    source.add_argument("--dir", help="SCR folder with scratch/fold{1,2}/masks/<object>/<case>.gif")
+    scr_parser.set_defaults(func=cmd_stats_scr)
+    for parser in (nih_parser, jsrt_parser, scr_parser):
+        parser.add_argument("--json", help="also write the statistics as JSON here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxrbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=tiny train.classifier.epochs=3")
     compose.add_argument("-o", "--output", default=str(Path("params.yaml")), help="output file, or - for stdout")
     compose.set_defaults(func=cmd_compose)
+    _add_stats_parser(sub)
     return parser
 
 
