@@ -1,6 +1,7 @@
 """Which source files a stage runs: the transitive closure of its cxrbench imports (lazy ones included),
 their packages' __init__ files, and data files read beside the code (schemas, published tables).
-dvc.yaml must list exactly these as the stage's code dependencies (tests/test_pipeline_graph.py)."""
+dvc.yaml must list exactly these as the stage's code dependencies (tests/test_pipeline_graph.py);
+`python -m cxrbench.pipeline_code` in the project root rewrites them after a change of imports."""
 
 from __future__ import annotations
 
@@ -49,3 +50,22 @@ def code_dependencies(module: str, root: Path) -> set[str]:
     if f"src/{PACKAGE}/config.py" in files:
         files.add(SCHEMA)
     return files
+
+
+def sync_dvc_yaml(root: Path) -> None:
+    """Rewrite each stage's code dependencies in dvc.yaml (data deps first, then code), keeping comments."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.width = 120
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    path = root / "dvc.yaml"
+    doc = yaml.load(path)
+    for stage in doc["stages"].values():
+        data = [d for d in stage.get("deps") or [] if not str(d).startswith(("src/", "workflow/"))]
+        stage["deps"] = data + sorted(code_dependencies(stage["cmd"].split()[2], root))
+    yaml.dump(doc, path)
+
+
+if __name__ == "__main__":
+    sync_dvc_yaml(Path.cwd())

@@ -30,14 +30,14 @@ def img_tag(uri: str, alt: str) -> str:
 
 
 def table_html(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, na_rep="", border=0, classes="table", float_format=lambda v: f"{v:.3f}")
+    return frame.to_html(index=False, na_rep="n/a", border=0, classes="table", float_format=lambda v: f"{v:.3f}")
 
 
 def table_markdown(frame: pd.DataFrame) -> str:
     def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.3f}"
-        return str(v)
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "n/a"
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)

@@ -58,29 +58,32 @@ def stage_threads(stage):
     if stage == "decode_nih":
         return config["decode"]["nih"]["workers"]
     if stage.startswith(("train_", "evaluate_")):
-        return config["train"]["threads"]
+        return config["train"]["runtime"]["threads"]
     return 1
 
 
 def stage_resources(stage):
     """What DVC cannot say: resources for cluster runs (GPU stages ask for one GPU)."""
-    uses_gpu = stage.startswith(("train_", "evaluate_")) and config["train"]["device"] == "cuda"
+    uses_gpu = stage.startswith(("train_", "evaluate_")) and config["train"]["runtime"]["device"] == "cuda"
     resources = {"mem_mb": 16000 if uses_gpu or stage == "decode_nih" else 4000, "runtime": 60}
     if uses_gpu:
-        resources.update(gpu=1, cpus_per_gpu=config["train"]["threads"], runtime=24 * 60)
+        resources.update(gpu=1, cpus_per_gpu=config["train"]["runtime"]["threads"], runtime=24 * 60)
     return resources
 
 
 def declare_stage_rules(*stages):
-    """One rule per named DVC stage, named like the stage (verb_object)."""
+    """One rule per named DVC stage, named like the stage (verb_object).
+
+    The command travels in params: a rule's shell body is evaluated when the job runs, after this loop has
+    moved on, while params are fixed now. It also makes a changed command rerun the stage, as in DVC."""
     for stage in stages:
 
         rule:
             name: stage
             input: stage_inputs(stage)
             output: stage_outputs(stage)
-            params: **stage_params(stage)
+            params: command=stage_shell(stage), **stage_params(stage)
             log: stage_log(stage)
             threads: stage_threads(stage)
             resources: **stage_resources(stage)
-            shell: stage_shell(stage)
+            shell: "{params.command}"

@@ -39,14 +39,15 @@ def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
 
 
 def evaluate(params: dict[str, Any]) -> None:
-    device = training.setup_torch(params["train"]["device"], params["train"]["threads"], params["seed"])
+    runtime = {**params["train"]["runtime"], "compile": False}  # one pass over the test set: not worth compiling
+    device = training.setup_torch(runtime, params["seed"])
     model_cfg = pd.read_json(MODEL / "config.json", typ="series")
-    model = build_classifier({}, len(LABELS)).to(device)
-    model.load_state_dict(training.load_checkpoint(MODEL / "model.pt", device)["state_dict"])
+    model = training.prepare_model(build_classifier({}, len(LABELS)), runtime, device)
+    training.load_weights(model, training.load_checkpoint(MODEL / "model.pt", device)["state_dict"])
     index, split = store.read_index(STORE), pd.read_csv("data/splits/nih.csv")
     images = store.open_array(store.find_images(STORE))
     rows = split_rows(index, split, "test")
-    scores = torch.sigmoid(torch.from_numpy(predict(model, images, rows, (model_cfg["mean"], model_cfg["std"]), 64, device))).numpy()
+    scores = torch.sigmoid(torch.from_numpy(predict(model, images, rows, (model_cfg["mean"], model_cfg["std"]), 64, device, runtime))).numpy()
     y = index[list(LABELS)].to_numpy(np.uint8)[rows]
 
     boot_cfg = params["evaluate"]["bootstrap"]

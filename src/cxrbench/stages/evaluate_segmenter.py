@@ -29,10 +29,14 @@ MODEL = Path("models/segmenter")
 
 
 @torch.no_grad()
-def segment(model, images, rows, norm, device, batch_size=8) -> np.ndarray:
+def segment(model, images, rows, norm, device, runtime, batch_size=8) -> np.ndarray:
+    """(n, k, S, S) bool masks: each object's sigmoid thresholded at 0.5."""
     model.eval()
-    out = [torch.sigmoid(model(training.to_input(images[b], JSRT_MAX, *norm, device))).cpu().numpy() >= 0.5
-           for b in training.ordered_batches(rows, batch_size)]
+    out = []
+    for batch in training.ordered_batches(rows, batch_size):
+        with training.autocast(runtime, device):
+            logits = model(training.to_input(images[batch], JSRT_MAX, *norm, device, runtime["channels_last"]))
+        out.append(torch.sigmoid(logits.float()).cpu().numpy() >= 0.5)
     return np.concatenate(out)
 
 
@@ -48,7 +52,8 @@ def case_table(index, rows, pred, ref, pixel_mm, fold) -> pd.DataFrame:
 
 
 def evaluate(params: dict[str, Any]) -> None:
-    device = training.setup_torch(params["train"]["device"], params["train"]["threads"], params["seed"])
+    runtime = {**params["train"]["runtime"], "compile": False}
+    device = training.setup_torch(runtime, params["seed"])
     model_cfg = pd.read_json(MODEL / "config.json", typ="series")
     index, split = store.read_index(STORE), pd.read_csv("data/splits/scr.csv")
     images = store.open_array(store.find_images(STORE))
@@ -57,11 +62,11 @@ def evaluate(params: dict[str, Any]) -> None:
     predicted = np.zeros(masks.shape, dtype=np.uint8)
     tables = []
     for test_fold, train_fold in ((2, 1), (1, 2)):
-        model = build_segmenter({"channels": model_cfg["channels"]}, len(OBJECTS)).to(device)
-        model.load_state_dict(training.load_checkpoint(MODEL / f"train_fold{train_fold}.pt", device)["state_dict"])
+        model = training.prepare_model(build_segmenter({"channels": model_cfg["channels"]}, len(OBJECTS)), runtime, device)
+        training.load_weights(model, training.load_checkpoint(MODEL / f"train_fold{train_fold}.pt", device)["state_dict"])
         norm = model_cfg["norm"][f"fold{train_fold}"]
         rows = fold_rows(index, split, test_fold)
-        pred = segment(model, images, rows, (norm["mean"], norm["std"]), device)
+        pred = segment(model, images, rows, (norm["mean"], norm["std"]), device, runtime)
         ref = store.unpack_masks(masks[rows], len(OBJECTS))
         predicted[rows] = [store.pack_masks(p) for p in pred]
         tables.append(case_table(index, rows, pred, ref, scr_pixel_mm(size), test_fold))

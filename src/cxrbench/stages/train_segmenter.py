@@ -2,7 +2,8 @@
 
 Trains one model per SCR fold (the SCR protocol: train on one fold, test on the other, both directions),
 Dice + BCE loss, on the decoded JSRT store. Logs with dvclive (dvclive/segmenter) and writes
-models/segmenter/{train_fold1.pt, train_fold2.pt, config.json}.
+models/segmenter/{train_fold1.pt, train_fold2.pt, config.json}. Checkpoints every epoch; a killed run
+resumes where it stopped and ends in the same state.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
 STORE = Path("data/store/jsrt")
+SPLIT = Path("data/splits/scr.csv")
 OUT = Path("models/segmenter")
 JSRT_MAX = 4095.0
 TRAIN_SEED_STREAM = 301
@@ -35,52 +37,64 @@ def fold_rows(index: pd.DataFrame, split: pd.DataFrame, fold: int) -> np.ndarray
     return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
 
 
-def train_fold(cfg, images, masks, rows, norm, seed, device, fold) -> tuple[dict[str, torch.Tensor], list[float]]:
-    model = build_segmenter(cfg, len(OBJECTS)).to(device)
+def train_fold(cfg, runtime, images, masks, rows, norm, seed, device, fold, checkpoint) -> tuple[dict, list[float]]:
+    """Train one fold's model (resuming from its checkpoint); return its weights and per-epoch losses."""
+    model = training.prepare_model(build_segmenter(cfg, len(OBJECTS)), runtime, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     dice, bce = DiceLoss(sigmoid=True), torch.nn.BCEWithLogitsLoss()
     rng = np.random.default_rng([seed, TRAIN_SEED_STREAM, fold])
-    epoch_losses = []
-    for epoch in tqdm(range(cfg["epochs"]), desc=f"train on fold {fold}", unit="epoch"):
+    epoch, losses = 0, []
+    if (resumed := checkpoint.load()) is not None:
+        training.load_weights(model, resumed["model"])
+        optimiser.load_state_dict(resumed["optimiser"])
+        training.restore_rng_state(resumed["rng"], rng)
+        epoch, losses = resumed["epoch"], resumed["losses"]
+    for epoch in tqdm(range(epoch, cfg["epochs"]), desc=f"train on fold {fold}", unit="epoch"):
         model.train()
-        losses = []
+        batch_losses = []
         for batch in training.shuffled_batches(rows, cfg["batch_size"], rng):
-            x = training.to_input(images[batch], JSRT_MAX, *norm, device)
-            y = torch.from_numpy(store.unpack_masks(masks[batch], len(OBJECTS))).to(device).float()
-            logits = model(x)
+            x = training.to_input(images[batch], JSRT_MAX, *norm, device, runtime["channels_last"])
+            y = torch.from_numpy(store.unpack_masks(masks[batch], len(OBJECTS))).to(device, non_blocking=True).float()
+            with training.autocast(runtime, device):
+                logits = model(x).float()
             loss = dice(logits, y) + bce(logits, y)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            losses.append(loss.item())
-        epoch_losses.append(float(np.mean(losses)))
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch_losses
+            batch_losses.append(loss.detach())
+        losses.append(float(torch.stack(batch_losses).mean()))
+        checkpoint.save({"epoch": epoch + 1, "losses": losses, "model": training.state_dict(model),
+                         "optimiser": optimiser.state_dict(), "rng": training.rng_state(rng)})
+    return training.state_dict(model), losses
 
 
 def train(params: dict[str, Any]) -> None:
-    cfg, seed = params["train"]["segmenter"], params["seed"]
-    device = training.setup_torch(params["train"]["device"], params["train"]["threads"], seed)
-    index, split = store.read_index(STORE), pd.read_csv("data/splits/scr.csv")
+    cfg, runtime, seed = params["train"]["segmenter"], params["train"]["runtime"], params["seed"]
+    device = training.setup_torch(runtime, seed)
+    index, split = store.read_index(STORE), pd.read_csv(SPLIT)
     images = store.open_array(store.find_images(STORE))
     masks = store.open_array(store.find_masks(STORE))
+    run = training.fingerprint({"seed": seed, "train": params["train"]}, store.find_images(STORE),
+                               store.find_masks(STORE), STORE / store.INDEX, SPLIT)
+    checkpoints = {fold: training.EpochCheckpoint(f"train_segmenter_fold{fold}", run) for fold in (1, 2)}
     states, norms, losses = {}, {}, {}
     for fold in (1, 2):
         rows = fold_rows(index, split, fold)
         norms[fold] = training.intensity_stats(images, rows, JSRT_MAX)
         log.info("training on fold %d (%d cases); it is tested on the other fold", fold, len(rows))
-        states[fold], losses[fold] = train_fold(cfg, images, masks, rows, norms[fold], seed, device, fold)
+        states[fold], losses[fold] = train_fold(cfg, runtime, images, masks, rows, norms[fold], seed, device, fold,
+                                                checkpoints[fold])
     # The folds train one after the other (independent random streams); their curves share the epoch axis.
-    with training.open_live(Path("dvclive/segmenter")) as live:
-        for epoch in range(cfg["epochs"]):
-            for fold in (1, 2):
-                live.log_metric(f"fold{fold}/train/loss", round(losses[fold][epoch], 6))
-            live.next_step()
+    training.log_history(Path("dvclive/segmenter"), [{f"fold{fold}/train/loss": losses[fold][epoch] for fold in (1, 2)}
+                                                     for epoch in range(cfg["epochs"])])
     with atomic_path(OUT, is_dir=True) as out:
         for fold in (1, 2):
             training.save_checkpoint(out / f"train_fold{fold}.pt", {"state_dict": states[fold]})
         write_json(out / "config.json", {"objects": list(OBJECTS), "size": int(images.shape[-1]), "model": cfg["model"],
                                          "channels": cfg["channels"],
                                          "norm": {f"fold{f}": {"mean": m, "std": s} for f, (m, s) in norms.items()}})
+    for checkpoint in checkpoints.values():
+        checkpoint.clear()
 
 
 def main() -> None:

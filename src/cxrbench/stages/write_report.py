@@ -21,6 +21,7 @@ from cxrbench import __version__, store
 from cxrbench.datasets.nih import LABELS
 from cxrbench.datasets.scr import OBJECTS
 from cxrbench.fileio import write_text
+from cxrbench.published import MEAN_LABEL
 from cxrbench.published import load as load_published
 from cxrbench.report import Report
 from cxrbench.stages._app import run_stage
@@ -71,19 +72,26 @@ def roc_figure(roc: pd.DataFrame, metrics: dict):
     return fig
 
 
+def _comparable(split: str, our_split: str, synthetic: bool) -> str:
+    if synthetic:
+        return "no (synthetic data)"
+    return "yes" if split == our_split else "no (different split)"
+
+
 def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
-    ours_split = "official" if not synthetic else "official (synthetic data)"
-    rows = [{"source": "cxrbench (this run)", "split": ours_split,
-             **{label: metrics["per_class"][label]["auc"] for label in LABELS},
-             "mean": metrics["mean_auc"], "mean 95% CI": "{:.3f}-{:.3f}".format(*metrics["mean_auc_ci"])}]
-    for (source, split), group in published.groupby(["source", "split"], sort=False):
+    """Our per-class AUC beside every published row, with the split each used and the difference in mean."""
+    ours = {"source": "cxrbench (this run)", "method": "DenseNet-121", "split": "official",
+            **{label: metrics["per_class"][label]["auc"] for label in LABELS},
+            "mean": metrics["mean_auc"], "mean 95% CI": "{:.3f}-{:.3f}".format(*metrics["mean_auc_ci"])}
+    rows = [ours]
+    for (source, method, split), group in published.groupby(["source", "method", "split"], sort=False, dropna=False):
         values = dict(zip(group["label"], group["value"]))
-        row = {"source": source, "split": split, **{label: values.get(label, np.nan) for label in LABELS},
-               "mean": values.get("mean", np.nan), "mean 95% CI": ""}
-        row["mean - ours"] = round(row["mean"] - metrics["mean_auc"], 3) if not np.isnan(row["mean"]) else np.nan
-        row["comparable"] = "yes" if split == "official" and not synthetic else "no (different split or data)"
-        rows.append(row)
-    return pd.DataFrame(rows)
+        mean = values.get(MEAN_LABEL, np.nan)
+        rows.append({"source": source, "method": method, "split": split,
+                     **{label: values.get(label, np.nan) for label in LABELS}, "mean": mean,
+                     "published - ours": round(mean - metrics["mean_auc"], 3),
+                     "comparable": _comparable(split, "official", synthetic)})
+    return pd.DataFrame(rows).astype({label: float for label in LABELS})
 
 
 def segmenter_table(metrics: dict) -> pd.DataFrame:
@@ -94,6 +102,24 @@ def segmenter_table(metrics: dict) -> pd.DataFrame:
                      "Dice": m["dice"]["mean"], "contour mm": m["contour_mm"]["mean"],
                      **{f"Jaccard test {f}": metrics["by_test_fold"][f]["objects"][obj]["jaccard"]["mean"]
                         for f in sorted(metrics["by_test_fold"])}})
+    return pd.DataFrame(rows).astype(float, errors="ignore")
+
+
+SCR_GROUPS = {"lungs": ("right lung", "left lung"), "heart": ("heart",), "clavicles": ("right clavicle", "left clavicle")}
+
+
+def segmenter_comparison(cases: pd.DataFrame, metrics: dict, published: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    """Jaccard per object group and pixel error (mean over images) beside the published SCR rows."""
+    ours = {"source": "cxrbench (this run)", "method": "U-Net", "split": "scr_folds"}
+    for group, objects in SCR_GROUPS.items():
+        ours[f"Jaccard {group}"] = cases[cases["object"].isin(objects)].groupby("case")["jaccard"].mean().mean()
+    ours["pixel error"] = metrics["overall"]["pixel_error"]["mean"]
+    rows = [ours]
+    for _, row in published.iterrows():
+        column = {"jaccard": f"Jaccard {row['label']}", "pixel_error": "pixel error"}.get(row["metric"])
+        if column:
+            rows.append({"source": row["source"], "method": row["method"], "split": row["split"], column: row["value"],
+                         "comparable": _comparable(row["split"], "scr_folds", synthetic)})
     return pd.DataFrame(rows)
 
 
@@ -156,7 +182,6 @@ def write(params: dict[str, Any]) -> None:
     report.heading("NIH ChestX-ray14 classification")
     metrics = json.loads(Path("metrics/classifier.json").read_text())
     published = load_published(task="nih_classification")
-    published = published[published["metric"] == "auc"]
     report.table(classifier_comparison(metrics, published, synthetic),
                  f"Per-class ROC AUC on {metrics['test_images']} test images (95% bootstrap CI of the mean, "
                  f"{metrics['bootstrap']['resamples']} resamples) beside published results")
@@ -171,6 +196,8 @@ def write(params: dict[str, Any]) -> None:
     report.paragraph(f"Pixel error over the five labels: {seg['overall']['pixel_error']['mean']:.4f} "
                      f"(sd {seg['overall']['pixel_error']['sd'] or 0:.4f}).")
     cases = pd.read_csv("results/segmenter/cases.csv")
+    report.table(segmenter_comparison(cases, seg, load_published(task="scr_segmentation"), synthetic),
+                 "Beside the published SCR results (lungs = mean of both lung fields per image)")
     lungs = cases[cases["object"].str.endswith("lung")].groupby("case")["jaccard"].mean().sort_values()
     chosen = [lungs.index[-1], lungs.index[0]]
     row_of = dict(zip(jsrt_index["case"], jsrt_index["row"]))
