@@ -222,12 +222,8 @@ def fill_polygon(outline: np.ndarray, size: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-def object_masks(params: AnatomyParams, size: int) -> dict[str, np.ndarray]:
+def _object_masks(shapes: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     """SCR-style masks: lungs exclude the heart and mediastinum; clavicles overlap the lungs."""
-    return _masks_from_outlines(outlines(params), size)
-
-
-def _masks_from_outlines(shapes: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     heart = fill_polygon(shapes["heart"], size)
     centre = heart | fill_polygon(shapes["mediastinum"], size)
     return {
@@ -281,7 +277,7 @@ class RenderedChest:
 def render_chest(params: AnatomyParams, size: int, rng: np.random.Generator) -> RenderedChest:
     """Draw the normal chest at size x size with lung markings, ribs, clavicles and soft edges."""
     shapes = outlines(params)
-    masks = _masks_from_outlines(shapes, size)
+    masks = _object_masks(shapes, size)
     body = fill_polygon(shapes["body"], size)
     mediastinum = fill_polygon(shapes["mediastinum"], size)
     lungs = masks["left lung"] | masks["right lung"]

@@ -28,7 +28,6 @@ from cxrbench.errors import DataError
 from cxrbench.fileio import write_bytes
 from cxrbench.synthetic.anatomy import (
     AnatomyParams,
-    fill_polygon,
     heart_geometry,
     prepare_output_dir,
     render_chest,
@@ -52,26 +51,6 @@ DATA_ENTRY_HEADER = (
 )
 BBOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,"
 
-# The release page's co-occurrence table (section A.2, kept as package data), rows and columns in
-# NIH_LABELS order. Off the diagonal: images carrying both labels. On the diagonal: images carrying
-# that label ALONE (Hernia 110 of 227; Data_Entry_2017 has exactly 110 Hernia-only images). The
-# totals row counts the images carrying the label at all; the diagonal does not.
-COOCCURRENCE_PATH = Path(published.__file__).with_name("nih_cooccurrence.csv")
-
-
-@functools.cache
-def published_cooccurrence() -> tuple[np.ndarray, np.ndarray]:
-    """The 14 x 14 table and its totals row from COOCCURRENCE_PATH, as floats."""
-    with open(COOCCURRENCE_PATH, newline="", encoding="ascii") as handle:
-        rows = list(csv.reader(handle))
-    expected = [["label", *NIH_LABELS]] + [[label] for label in NIH_LABELS] + [["total"]]
-    if [rows[0]] + [row[:1] for row in rows[1:]] != expected or any(len(row) != 15 for row in rows):
-        raise DataError(COOCCURRENCE_PATH, "expected a 'label' header with the 14 NIH labels, their 14 rows "
-                        "and a 'total' row", "restore the file from the repository")
-    numbers = np.array([row[1:] for row in rows[1:]], dtype=np.float64)
-    return numbers[:14], numbers[14]
-
-
 NO_FINDING_SHARE = 0.5
 _KEEP_FINDINGS = 0.6  # chance a follow-up repeats the previous film's label set
 _BOX_SHARE = 0.5  # share of eligible test images that get boxes
@@ -87,6 +66,26 @@ _PNG_OPTIONS = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP, cv2.IMWRITE_P
 _RENDER_SIZE = 256  # findings are drawn here, then the film is resized to 1024
 # salts keep the random streams of different purposes apart
 _PLAN, _ANATOMY, _IMAGE, _FINDING, _RELEASE = 11, 12, 13, 14, 15
+
+# The release page's co-occurrence table (section A.2, kept as package data), rows and columns in
+# NIH_LABELS order. Off the diagonal: images carrying both labels. On the diagonal: images carrying
+# that label ALONE (Hernia 110 of 227; Data_Entry_2017_v2020 has exactly 110 Hernia-only images). The
+# totals row counts the images carrying the label at all; the diagonal does not.
+COOCCURRENCE_PATH = Path(published.__file__).with_name("nih_cooccurrence.csv")
+
+
+@functools.cache
+def published_cooccurrence() -> tuple[np.ndarray, np.ndarray]:
+    """The 14 x 14 table and its totals row from COOCCURRENCE_PATH, as floats."""
+    with open(COOCCURRENCE_PATH, newline="", encoding="ascii") as handle:
+        rows = list(csv.reader(handle))
+    expected = [["label", *NIH_LABELS]] + [[label] for label in NIH_LABELS] + [["total"]]
+    if [rows[0]] + [row[:1] for row in rows[1:]] != expected or any(len(row) != 15 for row in rows):
+        raise DataError(COOCCURRENCE_PATH, "expected a 'label' header with the 14 NIH labels, their 14 rows "
+                        "and a 'total' row", "restore the file from the repository")
+    numbers = np.array([row[1:] for row in rows[1:]], dtype=np.float64)
+    numbers.setflags(write=False)  # cached: shared by every caller
+    return numbers[:14], numbers[14]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +354,7 @@ def _draw_pneumothorax(c: _Canvas, rng: np.random.Generator) -> np.ndarray:
     band &= ((c.x - middle) * lateral > -0.15 * (right - left)) | (c.y < top + 0.12 * (bottom - top))
     inner = cv2.erode(band.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     pleura = band & ~inner & (c.depth(lung) > 0.01)  # the band's edge, but not the chest wall
-    support = c.blend(c.soften(band, 0.002), c.params.lung_tone - rng.uniform(0.08, 0.11))
+    support = c.blend(c.soften(band, 0.002), c.params.lung_tone - rng.uniform(0.06, 0.09))
     c.image += 0.12 * c.soften(pleura, 0.002)
     return support
 
