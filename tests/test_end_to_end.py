@@ -77,6 +77,10 @@ def test_snakemake_run_writes_every_output(snakemake_repo):
     assert "<img" in report and "Per-class ROC AUC" in report and "SYNTHETIC DATA" in report
     for stage in ("acquire_nih", "decode_nih", "train_classifier", "write_report"):
         assert (snakemake_repo / "logs" / f"{stage}.log").read_text().strip()
+    leftovers = [p.relative_to(snakemake_repo).as_posix() for pattern in ("outputs", "multirun", "**/.hydra")
+                 for p in snakemake_repo.glob(pattern)]
+    assert not leftovers, f"stages must not create Hydra output folders: {leftovers}"
+    assert not list(snakemake_repo.glob("**/*.partial")), "no half-written output is left behind"
 
 
 def test_snakemake_leaves_dvc_up_to_date(snakemake_repo):
