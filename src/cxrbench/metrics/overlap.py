@@ -11,6 +11,7 @@ import math
 
 import cv2
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 SCR_PIXEL_MM_1024 = 0.35  # SCR masks are 1024 x 1024 (half JSRT's 2048 grid of 0.175 mm pixels)
 
@@ -61,9 +62,11 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
 
 
 def _distance_to(boundary: np.ndarray) -> np.ndarray:
-    """Exact Euclidean distance (pixels) of every pixel to the nearest pixel of `boundary`."""
-    not_boundary = (~boundary).astype(np.uint8)
-    return cv2.distanceTransform(not_boundary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    """Exact Euclidean distance (pixels) of every pixel to the nearest pixel of `boundary`.
+
+    SciPy's exact transform in float64: OpenCV's float32 one differed in the last digits between
+    processes (its vectorised paths depend on memory alignment), which broke byte-identical metrics."""
+    return distance_transform_edt(~boundary)
 
 
 def mean_contour_distance(pred: np.ndarray, ref: np.ndarray, pixel_mm: float) -> float:
