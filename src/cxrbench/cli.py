@@ -122,7 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("-o", "--output", default=str(Path("params.yaml")), help="output file, or - for stdout")
     compose.set_defaults(func=cmd_compose)
     _add_stats_parser(sub)
+    verify = sub.add_parser("verify", help="check a copy of a dataset without running the pipeline")
+    verify.add_argument("dataset", choices=["jsrt", "scr", "nih", "google"])
+    verify.add_argument("path", help="the folder holding your copy")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON (for machines)")
+    verify.set_defaults(func=cmd_verify)
     return parser
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit status 0 when the copy is complete and well formed, 1 when problems were found."""
+    import json
+
+    from cxrbench.verify import format_report, verify
+
+    result = verify(args.dataset, args.path)
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_report(result))
+    return 1 if result["problems"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,68 @@
+"""`cxrbench verify`: what a person sees about their copy of each dataset, and its exit status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cxrbench import synthetic
+from cxrbench.cli import main
+
+
+def verify(capsys, *args: str) -> tuple[int, dict]:
+    status = main(["verify", *args, "--json"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("copies")
+    synthetic.write_jsrt_scr(root / "jsrt", root / "scr", n_nodule=2, n_normal=1, seed=0)
+    return root
+
+
+def test_real_nih_metadata_form_counts_and_missing_images(capsys, shared_nih):
+    status, result = verify(capsys, "nih", str(shared_nih))
+    assert status == 1  # only 20 of the 112,120 images are there
+    assert result["found"]["metadata_form"] == "v2020" and result["found"]["metadata_rows"] == 112_120
+    assert result["found"]["train_val_list.txt"] == 86_524 and result["found"]["test_list.txt"] == 25_596
+    assert any("112100 images missing" in problem for problem in result["problems"])
+
+
+def test_real_google_labels_are_complete(capsys, shared_nih):
+    status, result = verify(capsys, "google", str(shared_nih / "google_expert_labels"))
+    assert status == 0 and result["problems"] == []
+    assert result["found"]["four_findings_test"] == 1962 and result["found"]["all_findings_test"] == 810
+
+
+def test_partial_jsrt_copy_lists_the_missing_cases(capsys, copies):
+    status, result = verify(capsys, "jsrt", str(copies / "jsrt"))
+    assert status == 1  # three synthetic cases are not the 247 of the real database
+    assert result["found"]["images"] == 3 and result["found"]["nodules"] == 2
+    assert any("JPCLN154" in problem for problem in result["problems"])
+
+
+def test_truncated_image_is_named(capsys, copies, tmp_path):
+    broken = tmp_path / "jsrt"
+    broken.mkdir()
+    for path in (copies / "jsrt").iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    (broken / "JPCLN001.IMG").write_bytes((copies / "jsrt" / "JPCLN001.IMG").read_bytes()[:1000])
+    status, result = verify(capsys, "jsrt", str(broken))
+    assert status == 1
+    assert any("JPCLN001" in problem and "8,388,608" in problem for problem in result["problems"]), result["problems"]
+
+
+def test_scr_layout_and_missing_folder(capsys, copies, tmp_path):
+    status, result = verify(capsys, "scr", str(copies / "scr"))
+    assert result["found"]["fold1_masks"] == 10 and result["found"]["fold2_masks"] == 5
+    status, result = verify(capsys, "scr", str(tmp_path / "nowhere"))
+    assert status == 1 and "folder not found" in result["problems"][0]
+
+
+def test_human_readable_output(capsys, copies):
+    assert main(["verify", "scr", str(copies / "scr")]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("scr at ") and "problem(s):" in out
