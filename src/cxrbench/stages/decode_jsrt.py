@@ -1,4 +1,4 @@
-"""Stage decode_jsrt: JSRT raw images -> inverted, resampled uint16 store; SCR masks -> aligned label store.
+"""Stage decode_jsrt: JSRT images (raw or DICOM) -> inverted, resampled uint16 store; SCR masks -> aligned label store.
 
 Writes data/store/jsrt/ with images_<S>.npy (n, S, S) uint16 in display convention (4095 - raw, 12-bit),
 masks_<S>.npy (n, S, S) uint8 with bit i = scr.OBJECTS[i], and index.csv (one row per case: JSRT metadata
@@ -40,13 +40,13 @@ def decode(params: dict[str, Any]) -> None:
     size = params["decode"]["jsrt"]["size"]
     metadata = jsrt.read_metadata(RAW / "jsrt")
     cases = metadata["case"].tolist()
+    files = jsrt.find_images(RAW / "jsrt")  # raw .IMG or the DICOM distribution, any folder depth
     log.info("decoding %d JSRT cases and their SCR masks to %d px", len(cases), size)
     with atomic_path(STORE, is_dir=True) as out:
         images = store.create(store.images_path(out, size), (len(cases), size, size), np.uint16)
         masks = store.create(store.masks_path(out, size), (len(cases), size, size), np.uint8)
         for row, case in enumerate(tqdm(cases, desc="decode_jsrt", unit="case")):
-            raw = jsrt.read_raw(RAW / "jsrt" / f"{case}.IMG")
-            images[row] = resample_image(jsrt.to_display(raw), size)
+            images[row] = resample_image(jsrt.read_image(files[case]), size)
             masks[row] = store.pack_masks(resample_masks(scr.read_case_masks(RAW / "scr", case), size))
         images.flush()
         masks.flush()
