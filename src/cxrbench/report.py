@@ -30,13 +30,14 @@ def img_tag(uri: str, alt: str) -> str:
 
 
 def table_html(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, na_rep="n/a", border=0, classes="table", float_format=lambda v: f"{v:.3f}")
+    table = frame.to_html(index=False, na_rep="–", border=0, classes="table", float_format=lambda v: f"{v:.3f}")
+    return f'<div class="scroll">{table}</div>'
 
 
 def table_markdown(frame: pd.DataFrame) -> str:
     def cell(v) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
-            return "n/a"
+            return "–"
         return f"{v:.3f}" if isinstance(v, float) else str(v)
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
@@ -89,7 +90,7 @@ class Report:
 _CSS = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
     ".banner{background:#fff3cd;border:1px solid #e0c060;padding:.6em}"
-    "table.table{border-collapse:collapse;margin:.5em 0 1.5em}"
+    ".scroll{overflow-x:auto;max-width:100%}table.table{border-collapse:collapse;margin:.5em 0 1.5em}"
     "table.table td,table.table th{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:right}"
     "figure{display:inline-block;margin:.5em}img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow:auto}"
 )

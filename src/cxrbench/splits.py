@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -26,3 +28,26 @@ def carve_patients(patients: np.ndarray, fraction: float, rng: np.random.Generat
     unique = np.unique(patients)
     n_pick = max(1, int(round(fraction * len(unique))))
     return np.sort(rng.choice(unique, size=n_pick, replace=False))
+
+
+def require_held_out(labelled: pd.DataFrame, split: pd.DataFrame, source: str | Path,
+                     split_file: str = "data/splits/nih.csv") -> None:
+    """Refuse images the classifier was fitted or selected on.
+
+    `labelled` has columns image and patient; DataError naming `source` if any of its images, or any of its
+    patients, is in the train or val part of `split` (image, patient, part).
+    """
+    fitted = split[split["part"] != "test"]
+    images = labelled.loc[labelled["image"].isin(fitted["image"]), "image"].unique()
+    fitted_patients = fitted["patient"].astype(np.int64)
+    patients = labelled.loc[labelled["patient"].astype(np.int64).isin(fitted_patients), "patient"].unique()
+    found = [f"{len(ids)} {what}(s) (e.g. {', '.join(map(str, ids[:3]))})"
+             for what, ids in (("image", images), ("patient", patients)) if len(ids)]
+    if found:
+        raise DataError(
+            source,
+            f"{' and '.join(found)} listed here are in the train/val parts of {split_file}; the classifier was trained "
+            "or selected on them, so scoring them would overstate it",
+            "evaluate only on held-out images: keep these labels with the official test list "
+            "(data/raw/nih/test_list.txt) unchanged and rerun split_nih",
+        )

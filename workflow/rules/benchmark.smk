@@ -1,6 +1,9 @@
 # Benchmark evaluation and the report next to the published results.
-declare_stage_rules("evaluate_classifier", "evaluate_segmenter", "write_report")
+declare_stage_rules(
+    "evaluate_classifier", "evaluate_segmenter", "evaluate_localisation", "evaluate_expert_labels", "write_report"
+)
 
 
 localrules:
+    evaluate_expert_labels,
     write_report,

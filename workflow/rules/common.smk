@@ -57,14 +57,19 @@ def stage_log(stage):
 def stage_threads(stage):
     if stage == "decode_nih":
         return config["decode"]["nih"]["workers"]
-    if stage.startswith(("train_", "evaluate_")):
+    if stage in NETWORK_STAGES:
         return config["train"]["runtime"]["threads"]
     return 1
 
 
+# Stages that run a network (torch); on CUDA configs they ask the cluster for a GPU.
+NETWORK_STAGES = ("train_classifier", "train_segmenter", "evaluate_classifier", "evaluate_segmenter",
+                  "evaluate_localisation")
+
+
 def stage_resources(stage):
     """What DVC cannot say: resources for cluster runs (GPU stages ask for one GPU)."""
-    uses_gpu = stage.startswith(("train_", "evaluate_")) and config["train"]["runtime"]["device"] == "cuda"
+    uses_gpu = stage in NETWORK_STAGES and config["train"]["runtime"]["device"] == "cuda"
     resources = {"mem_mb": 16000 if uses_gpu or stage == "decode_nih" else 4000, "runtime": 60}
     if uses_gpu:
         resources.update(gpu=1, cpus_per_gpu=config["train"]["runtime"]["threads"], runtime=24 * 60)

@@ -37,6 +37,7 @@ from cxrbench.datasets.nih import LABELS
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.roc import bootstrap_auc, operating_point, roc_curve_points
+from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
@@ -87,27 +88,6 @@ def finding_score_name(finding: str) -> str:
     """How the classifier scores a four-findings finding, e.g. 'max(Nodule, Mass)'."""
     sources = FINDING_SCORES[finding]
     return sources[0] if len(sources) == 1 else f"max({', '.join(sources)})"
-
-
-def require_held_out(labelled: pd.DataFrame, split: pd.DataFrame, source: str | Path) -> None:
-    """Refuse images the classifier was fitted or selected on.
-
-    `labelled` has columns image and patient; DataError naming `source` if any of its images, or any of its
-    patients, is in the train or val part of `split` (image, patient, part).
-    """
-    fitted = split[split["part"] != "test"]
-    images = labelled.loc[labelled["image"].isin(fitted["image"]), "image"].unique()
-    fitted_patients = fitted["patient"].astype(np.int64)
-    patients = labelled.loc[labelled["patient"].astype(np.int64).isin(fitted_patients), "patient"].unique()
-    if len(images) or len(patients):
-        raise DataError(
-            source,
-            f"{len(images)} labelled image(s) (e.g. {', '.join(map(str, images[:3])) or '-'}) and {len(patients)} "
-            f"patient(s) (e.g. {', '.join(map(str, patients[:3])) or '-'}) are in the train/val parts of {SPLIT}; "
-            "the classifier was trained or selected on them, so scoring them would overstate it",
-            "evaluate only on held-out images: keep these labels with the official test list "
-            "(data/raw/nih/test_list.txt) unchanged and rerun split_nih",
-        )
 
 
 def scored_test_images(

@@ -43,8 +43,8 @@ from cxrbench.metrics.localisation import (
     localisation_accuracy,
 )
 from cxrbench.models.networks import build_classifier
+from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
-from cxrbench.stages.evaluate_expert_labels import require_held_out
 
 log = logging.getLogger(__name__)
 RAW = Path("data/raw/nih")
@@ -61,7 +61,8 @@ EXAMPLE_SIZE = 256
 BATCH_SIZE = 16
 
 
-def load_classifier(model_dir: Path, store_size: int, device: torch.device) -> tuple[torch.nn.Module, tuple[float, float]]:
+def load_classifier(model_dir: Path, store_size: int,
+                    device: torch.device) -> tuple[torch.nn.Module, tuple[float, float]]:
     """The trained classifier in eval mode and its input normalisation (mean, std)."""
     config = json.loads((model_dir / "config.json").read_text())
     if list(config["labels"]) != list(nih.LABELS) or config["size"] != store_size:
@@ -76,7 +77,8 @@ def load_classifier(model_dir: Path, store_size: int, device: torch.device) -> t
     return model.eval(), (float(config["mean"]), float(config["std"]))
 
 
-def boxes_to_evaluate(boxes: pd.DataFrame, index: pd.DataFrame, split: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+def boxes_to_evaluate(boxes: pd.DataFrame, index: pd.DataFrame,
+                      split: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """The ground-truth boxes on test-part images, with each image's patient and store row, and counts of the
     boxes (and images) left out because their image is outside the split. Refuses train/val images."""
     unknown = boxes.loc[~boxes["image"].isin(index["image"]), "image"].unique()
@@ -112,7 +114,7 @@ def box_table(pairs: pd.DataFrame, truths: list[np.ndarray], detections: list[np
         pairwise_iou, pairwise_iobb = iou(truth[:, None], detected[None]), iobb(truth[:, None], detected[None])
         for kind, boxes, axis in (("truth", truth, 1), ("detected", detected, 0)):
             frames.append(pd.DataFrame({
-                "image": image, "class": label, "kind": kind, **dict(zip(BOX, boxes.T)),
+                "image": image, "label": label, "kind": kind, **dict(zip(BOX, boxes.T)),
                 "iou": pairwise_iou.max(axis=axis, initial=0.0), "iobb": pairwise_iobb.max(axis=axis, initial=0.0),
             }))
     return pd.concat(frames, ignore_index=True)
@@ -148,8 +150,7 @@ def choose_examples(boxes: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     """Per class, in NIH order, the best and the worst localised image: the first and the last of the class's
     pairs ordered by the IoU of their best-localised ground-truth box (descending), then by image name.
     A class boxed on a single image gets only its 'best' example."""
-    localised = (boxes[boxes["kind"] == "truth"].groupby(["class", "image"])["iou"].max()
-                 .reset_index().rename(columns={"class": "label"}))
+    localised = boxes[boxes["kind"] == "truth"].groupby(["label", "image"])["iou"].max().reset_index()
     scored = pairs.merge(localised, on=["label", "image"], validate="one_to_one")
     scored["order"] = pd.Index(nih.BOX_LABELS).get_indexer(scored["label"])
     ordered = scored.sort_values(["order", "iou", "image"], ascending=[True, False, True], kind="stable")
@@ -168,22 +169,26 @@ def example_arrays(examples: pd.DataFrame, model: torch.nn.Module, images: np.nd
     maps = [cv2.resize(heatmap, size, interpolation=cv2.INTER_AREA)
             for batch in heatmaps(model, images, examples, norm, device) for heatmap in batch]
     scaled = [np.round(255 * (m - m.min()) / (np.ptp(m) or 1.0)).astype(np.uint8) for m in maps]
-    empty = np.zeros((0, *size), dtype=np.uint8)
-    return (np.stack(radiographs) if radiographs else empty), (np.stack(scaled) if scaled else empty)
+    return np.stack(radiographs), np.stack(scaled)
 
 
 def evaluate(params: dict[str, Any]) -> None:
     device = training.setup_torch(params["train"]["runtime"], params["seed"])
     index, split = store.read_index(STORE), pd.read_csv(SPLIT)
-    images = store.open_array(store.find_images(STORE))
-    model, norm = load_classifier(MODEL, images.shape[-1], device)
     boxes, left_out = boxes_to_evaluate(nih.read_bbox(BOX_FILE), index, split)
     if boxes.empty:
         raise DataError(BOX_FILE, "no boxed image is in the test part of data/splits/nih.csv, so there is nothing "
                         "to evaluate", "check split.nih.views and the decode_nih quarantine list")
-    pairs = boxes.groupby(["image", "label"], sort=True)["row"].first().reset_index()
-    grouped = boxes.groupby(["image", "label"], sort=True)[BOX]
-    truths = [group.to_numpy(np.float64) for _, group in grouped]
+    images = store.open_array(store.find_images(STORE))
+    model, norm = load_classifier(MODEL, images.shape[-1], device)
+    grid = cam.feature_grid(model, images.shape[-1], device)
+    if grid < 2:
+        log.warning("at %d px the classifier's last feature map is %d x %d: its class activation maps are constant "
+                    "and no box can be found (decode.nih.size of 64 px or more gives maps with a location)",
+                    images.shape[-1], grid, grid)
+    grouped = boxes.groupby(["image", "label"], sort=True)
+    pairs = grouped["row"].first().reset_index()
+    truths = [group[BOX].to_numpy(np.float64) for _, group in grouped]
     log.info("%d boxes on %d test images (%d boxes left out: image outside the split); CAMs of %d image-class pairs",
              len(boxes), boxes["image"].nunique(), left_out["boxes"], len(pairs))
     detections = detect(model, images, pairs, norm, device)
@@ -193,19 +198,19 @@ def evaluate(params: dict[str, Any]) -> None:
         if entry["boxes"]:
             log.info("%s: accuracy at T(IoBB)=0.5 %.4f, at T(IoU)=0.3 %.4f", label, entry["iobb"]["0.5"]["accuracy"],
                      entry["iou"]["0.3"]["accuracy"])
+    table = box_table(pairs, truths, detections)
+    examples = choose_examples(table, pairs)
+    radiographs, example_maps = example_arrays(examples, model, images, norm, device)
+
     write_json(METRICS, {
         "split": "test part of data/splits/nih.csv; boxes from BBox_List_2017.csv",
         "boxes": len(boxes), "images": int(boxes["image"].nunique()), "left_out_outside_split": left_out,
-        "heatmap": {"method": "class activation map, bilinear to 1024 px", "size": cam.BOX_SPACE,
+        "heatmap": {"method": "class activation map, bilinear to 1024 px", "size": cam.BOX_SPACE, "feature_grid": grid,
                     "thresholds": [round(t, 6) for t in WANG_THRESHOLDS]},
         "thresholds": {overlap: list(values) for overlap, values in THRESHOLDS.items()},
         "per_class": per_class,
         "mean_over_classes": mean_over_classes(per_class),
     })
-
-    table = box_table(pairs, truths, detections)
-    examples = choose_examples(table, pairs)
-    radiographs, example_maps = example_arrays(examples, model, images, norm, device)
     with atomic_path(OUT, is_dir=True) as out:
         table.to_csv(out / "boxes.csv", index=False, lineterminator="\n", float_format="%.6f")
         examples.drop(columns="row").to_csv(out / "examples.csv", index=False, lineterminator="\n", float_format="%.6f")

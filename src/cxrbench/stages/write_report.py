@@ -24,6 +24,14 @@ from cxrbench.fileio import write_text
 from cxrbench.published import MEAN_LABEL
 from cxrbench.published import load as load_published
 from cxrbench.report import Report
+from cxrbench.report_sections import (
+    apart_last,
+    comparability,
+    expert_labels_table,
+    expert_roc_figure,
+    localisation_examples_figure,
+    localisation_table,
+)
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
@@ -72,12 +80,6 @@ def roc_figure(roc: pd.DataFrame, metrics: dict):
     return fig
 
 
-def _comparable(split: str, our_split: str, synthetic: bool) -> str:
-    if synthetic:
-        return "no (synthetic data)"
-    return "yes" if split == our_split else "no (different split)"
-
-
 def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
     """Our per-class AUC beside every published row, with the split each used and the difference in mean."""
     ours = {"source": "cxrbench (this run)", "method": "DenseNet-121", "split": "official",
@@ -90,8 +92,9 @@ def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: boo
         rows.append({"source": source, "method": method, "split": split,
                      **{label: values.get(label, np.nan) for label in LABELS}, "mean": mean,
                      "published - ours": round(mean - metrics["mean_auc"], 3),
-                     "comparable": _comparable(split, "official", synthetic)})
-    return pd.DataFrame(rows).astype({label: float for label in LABELS})
+                     "comparable": comparability(split, "official", synthetic)})
+    ours["comparable"] = ""
+    return apart_last(pd.DataFrame(rows).astype({label: float for label in LABELS}))
 
 
 def segmenter_table(metrics: dict) -> pd.DataFrame:
@@ -119,8 +122,9 @@ def segmenter_comparison(cases: pd.DataFrame, metrics: dict, published: pd.DataF
         column = {"jaccard": f"Jaccard {row['label']}", "pixel_error": "pixel error"}.get(row["metric"])
         if column:
             rows.append({"source": row["source"], "method": row["method"], "split": row["split"], column: row["value"],
-                         "comparable": _comparable(row["split"], "scr_folds", synthetic)})
-    return pd.DataFrame(rows)
+                         "comparable": comparability(row["split"], "scr_folds", synthetic)})
+    ours["comparable"] = ""
+    return apart_last(pd.DataFrame(rows))
 
 
 def nih_examples_figure(images: np.ndarray, predictions: pd.DataFrame, index: pd.DataFrame, n: int = 8):
@@ -189,6 +193,22 @@ def write(params: dict[str, Any]) -> None:
     nih_images = store.open_array(store.find_images("data/store/nih"))
     predictions = pd.read_csv("results/classifier/predictions.csv")
     report.figure(nih_examples_figure(nih_images, predictions, nih_index), "Test images with true labels and the top prediction")
+
+    report.heading("Weakly supervised localisation (BBox_List_2017)")
+    localisation = json.loads(Path("metrics/localisation.json").read_text())
+    report.table(localisation_table(localisation, "iobb", synthetic=synthetic),
+                 "Accuracy / average false positives per image at T(IoBB), class activation maps of the classifier")
+    report.table(localisation_table(localisation, "iou", synthetic=synthetic), "The same at T(IoU)")
+    report.figure(localisation_examples_figure("results/localisation"),
+                  "Best and worst localised test image per class (solid: true box, dashed: detected)")
+
+    report.heading("Google expert labels")
+    expert = json.loads(Path("metrics/expert_labels.json").read_text())
+    report.table(expert_labels_table(expert, synthetic=synthetic), "Classifier against the adjudicated expert labels")
+    report.figure(expert_roc_figure(pd.read_csv("plots/expert_labels_roc.csv"),
+                                    pd.read_csv("plots/expert_labels_readers.csv", dtype={"reader": str}), expert,
+                                    synthetic=synthetic),
+                  "ROC curves against the expert labels, with the individual radiologists as points")
 
     report.heading("SCR segmentation")
     seg = json.loads(Path("metrics/segmenter.json").read_text())

@@ -1,0 +1,96 @@
+"""Class activation maps (Zhou et al., "Learning deep features for discriminative localization", CVPR 2016)
+of the NIH classifier, for Wang et al.'s weakly supervised localisation.
+
+MONAI's DenseNet-121 ends in ReLU -> global average pooling -> one linear layer, so for class k
+
+    CAM_k(position) = W_k . relu(features(position)) + b_k,    logit_k = mean over positions of CAM_k.
+
+The maps are computed for a whole batch at the resolution of the last feature map (input / 32) and
+upsampled bilinearly to the 1024-pixel space of the NIH images, where BBox_List_2017's boxes live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cxrbench import training
+
+BOX_SPACE = 1024  # NIH boxes are given in the original 1024 x 1024 pixel space
+STORE_MAX = 255.0  # the NIH store holds uint8 pixels
+
+
+def _cam_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Linear]:
+    """(feature extractor, activation before pooling, final linear layer) of a MONAI DenseNet."""
+    head = getattr(model, "class_layers", None)
+    if not hasattr(model, "features") or head is None or not isinstance(getattr(head, "out", None), torch.nn.Linear):
+        raise TypeError("class activation maps need a MONAI DenseNet (features + class_layers.out), "
+                        f"got {type(model).__name__}")
+    return model.features, head.relu, head.out
+
+
+@torch.no_grad()
+def class_activation_maps(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    classes: torch.Tensor | None = None,
+    out_size: int | None = BOX_SPACE,
+) -> torch.Tensor:
+    """CAMs of `model` (put in eval mode) for the input batch `x` (B, 1, H, W).
+
+    `classes` (B, m) int64 picks m class indices per image (all classes when None); `out_size` is the side
+    of the bilinearly upsampled maps (None keeps the feature-map resolution, where the spatial mean of each
+    map is the class logit). Returns float (B, m, out_size, out_size).
+    """
+    features, activation, linear = _cam_parts(model)
+    model.eval()
+    feature_maps = activation(features(x))  # (B, C, h, w)
+    n_images, n_classes = feature_maps.shape[0], linear.out_features
+    if classes is None:
+        classes = torch.arange(n_classes, device=x.device).expand(n_images, n_classes)
+    if classes.ndim != 2 or classes.shape[0] != n_images:
+        raise ValueError(f"classes must have shape (batch, m) = ({n_images}, m), got {tuple(classes.shape)}")
+    weights, bias = linear.weight[classes], linear.bias[classes]  # (B, m, C), (B, m)
+    maps = torch.einsum("bmc,bchw->bmhw", weights, feature_maps) + bias[..., None, None]
+    if out_size is not None:
+        # the same interpolation on every map: upsampling only the chosen classes keeps memory at B * m maps
+        maps = F.interpolate(maps, size=(out_size, out_size), mode="bilinear", align_corners=False)
+    return maps
+
+
+@torch.no_grad()
+def feature_grid(model: torch.nn.Module, input_size: int, device: torch.device) -> int:
+    """Side of the last feature map, the maps' native resolution, for square inputs of `input_size` px
+    (input / 32 for DenseNet-121: a 32-pixel input leaves one cell, and maps without any location)."""
+    features, _, _ = _cam_parts(model)
+    model.eval()
+    return int(features(torch.zeros(1, 1, input_size, input_size, device=device)).shape[-1])
+
+
+def heatmaps_for_pairs(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    classes: np.ndarray,
+    norm: tuple[float, float],
+    device: torch.device,
+    *,
+    batch_size: int = 16,
+    out_size: int = BOX_SPACE,
+) -> Iterator[np.ndarray]:
+    """For (store row, class index) pairs, in the given order, the CAM of that class on that image.
+
+    `images` is the (n, S, S) uint8 store, `norm` the classifier's (mean, std). Yields float32 arrays
+    (b, out_size, out_size), one batch of consecutive pairs at a time, so memory stays at one batch.
+    """
+    rows, classes = np.asarray(rows, dtype=np.int64), np.asarray(classes, dtype=np.int64)
+    if rows.shape != classes.shape or rows.ndim != 1:
+        raise ValueError(f"rows {rows.shape} and classes {classes.shape} must be 1-D and of equal length")
+    for start in range(0, len(rows), batch_size):
+        batch = slice(start, start + batch_size)
+        x = training.to_input(images[rows[batch]], STORE_MAX, *norm, device)
+        picked = torch.from_numpy(classes[batch]).to(device)[:, None]
+        yield class_activation_maps(model, x, picked, out_size)[:, 0].float().cpu().numpy()

@@ -1,0 +1,229 @@
+"""The HTML report in a real browser: headless Chromium (Debian's `chromium`, installed by .ci/run) renders the
+page and takes a screenshot; every image must have loaded and no script error may have occurred.
+
+The test drives Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe: JSON messages ending in
+NUL, written to the browser's fd 3 and read from its fd 4), so it needs nothing beyond the standard library.
+A page with a broken image and a failing script proves the check catches both. The report of a tiny pipeline
+run is checked too when one exists: in this pytest session's temporary copies (tests/test_end_to_end.py runs
+the pipeline there) or at $CXRBENCH_REPORT_HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import select
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrbench.report import Report
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1280,1024", "--remote-debugging-pipe"]
+TIMEOUT_S = 60.0
+IMAGES_JS = """Array.from(document.images, image => {
+    const box = image.getBoundingClientRect();
+    return {alt: image.alt, complete: image.complete, width: image.naturalWidth,
+            left: box.left + scrollX, top: box.top + scrollY, right: box.right + scrollX, bottom: box.bottom + scrollY};
+})"""
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not installed (Debian package chromium)")]
+
+
+class DevTools:
+    """One headless Chromium with a fresh profile, spoken to over the DevTools pipe."""
+
+    def __init__(self, profile: Path, log: Path):
+        to_browser, self._writer = os.pipe()
+        self._reader, from_browser = os.pipe()
+        # move the browser's ends above 3 and 4 first, so placing them there cannot overwrite one another
+        child_ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
+        for fd in (to_browser, from_browser):
+            os.close(fd)
+
+        def on_fds_3_and_4() -> None:
+            os.dup2(child_ends[0], 3)
+            os.dup2(child_ends[1], 4)
+
+        with open(log, "wb") as stderr:
+            self.process = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}"], close_fds=False,
+                                            preexec_fn=on_fds_3_and_4, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=stderr)
+        for fd in child_ends:
+            os.close(fd)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._reader], [], [], remaining)[0]:
+                raise TimeoutError("no answer from Chromium over the DevTools pipe")
+            chunk = os.read(self._reader, 1 << 20)
+            if not chunk:
+                raise ConnectionError(f"Chromium closed the DevTools pipe (exit code {self.process.poll()})")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
+        """Call a DevTools method and return its result; events that arrive meanwhile are kept in order."""
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._writer, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            reply = self._receive(deadline)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+            self.events.append(reply)
+
+    def wait_for(self, event: str, after: int) -> dict[str, Any]:
+        """The first `event` among the events received after the first `after` ones, waiting for it."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while not any(message.get("method") == event for message in self.events[after:]):
+            self.events.append(self._receive(deadline))
+        return next(message for message in self.events[after:] if message.get("method") == event)
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (ConnectionError, TimeoutError, OSError):
+            pass
+        finally:
+            os.close(self._writer)
+            os.close(self._reader)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Rendered:
+    images: list[dict[str, Any]]  # per <img>: alt, complete, width (naturalWidth), left/top/right/bottom on the page
+    errors: list[str]  # uncaught exceptions, console errors and failed loads the browser reported
+    screenshot: np.ndarray  # the full page as decoded RGB pixels
+
+
+def render(page: Path, workdir: Path) -> Rendered:
+    """Open `page` in headless Chromium, wait for its load event, and collect what the check needs."""
+    log = workdir / "chromium.log"
+    browser = DevTools(workdir / "profile", log)
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            browser.send(f"{domain}.enable", session=session)
+        before_navigation = len(browser.events)
+        browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session)
+        browser.wait_for("Page.loadEventFired", after=before_navigation)
+        images = browser.send("Runtime.evaluate", {"expression": IMAGES_JS, "returnByValue": True},
+                              session)["result"]["value"]
+        shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session)
+    except (ConnectionError, TimeoutError) as error:
+        raise AssertionError(f"{error}; end of {log}:\n{log.read_text(errors='replace')[-3000:]}") from error
+    finally:
+        browser.close()
+    png = base64.b64decode(shot["data"])
+    (workdir / "screenshot.png").write_bytes(png)
+    return Rendered(images, _errors(browser.events), cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR))
+
+
+def _errors(events: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for event in events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            found.append(f"exception: {details.get('exception', {}).get('description', details.get('text'))}")
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            found.append(f"console.error: {[arg.get('value', arg.get('description')) for arg in params['args']]}")
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            found.append(f"log: {params['entry']['text']} {params['entry'].get('url', '')}".strip())
+    return found
+
+
+def assert_renders_cleanly(page: Path, workdir: Path, expected_images: int | None = None) -> Rendered:
+    rendered = render(page, workdir)
+    if expected_images is not None:
+        assert len(rendered.images) == expected_images
+    assert rendered.images, "the page shows no image"
+    broken = [image["alt"] for image in rendered.images if not (image["complete"] and image["width"] > 0)]
+    assert not broken, f"images that did not load: {broken}"
+    assert not rendered.errors, f"script errors: {rendered.errors}"
+    for image in rendered.images:  # the screenshot shows each picture where the page laid it out
+        area = rendered.screenshot[round(image["top"]):round(image["bottom"]),
+                                   round(image["left"]):round(image["right"])]
+        assert area.size and area.std() > 10, f"{image['alt']}: nothing drawn at its place in the screenshot"
+    return rendered
+
+
+def small_report() -> Report:
+    report = Report("browser check", "SYNTHETIC DATA: a page made by the test")
+    report.heading("A table")
+    report.table(pd.DataFrame({"label": ["Atelectasis", "Effusion"], "auc": [0.81, 0.88]}), "Per-class AUC")
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 0.2, 1], [0, 0.7, 1], label="ROC")
+    ax.legend()
+    report.figure(fig, "a line plot")
+    fig, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(np.arange(64 * 64).reshape(64, 64) % 251, cmap="gray")
+    report.figure(fig, "an image")
+    return report
+
+
+def test_a_report_page_renders_with_every_image_and_no_script_error(tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(small_report().html())
+    rendered = assert_renders_cleanly(page, tmp_path, expected_images=2)
+    assert sorted(image["alt"] for image in rendered.images) == ["a line plot", "an image"]
+    assert rendered.screenshot.shape[1] == 1280  # --window-size
+    below_figures = rendered.screenshot[round(max(image["bottom"] for image in rendered.images)) + 40:]
+    assert below_figures.std() < 10  # blank page under the captions: the pictures are where the DOM says
+
+
+def test_the_check_catches_a_broken_image_and_a_script_error(tmp_path):
+    html = small_report().html().replace(
+        "</body>", '<img src="data:image/png;base64,iVBORw0KGgo=" alt="truncated png">'
+                   "<script>throw new Error('deliberate failure')</script></body>")
+    page = tmp_path / "broken.html"
+    page.write_text(html)
+    rendered = render(page, tmp_path)
+    widths = {image["alt"]: image["width"] for image in rendered.images}
+    assert widths["truncated png"] == 0 and widths["a line plot"] > 0
+    assert any("deliberate failure" in error for error in rendered.errors), rendered.errors
+    (tmp_path / "again").mkdir()
+    with pytest.raises(AssertionError, match="images that did not load: \\['truncated png'\\]"):
+        assert_renders_cleanly(page, tmp_path / "again")
+
+
+def test_the_pipeline_report_renders(tmp_path, tmp_path_factory):
+    candidates = sorted(tmp_path_factory.getbasetemp().glob("*/results/report.html"))
+    if os.environ.get("CXRBENCH_REPORT_HTML"):
+        candidates.append(Path(os.environ["CXRBENCH_REPORT_HTML"]))
+    if not candidates:
+        pytest.skip("no pipeline report: run tests/test_end_to_end.py in the same session or set CXRBENCH_REPORT_HTML")
+    for number, page in enumerate(candidates):
+        workdir = tmp_path / str(number)
+        workdir.mkdir()
+        assert_renders_cleanly(page, workdir)
