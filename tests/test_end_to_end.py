@@ -20,9 +20,15 @@ OUTPUT_DIRS = ("data", "models", "dvclive", "metrics", "plots", "results")
 pytestmark = pytest.mark.e2e
 
 
+# Fixed identity and dates: copies of the same tree get the same commit, so reports that name the commit agree.
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test",
+                "GIT_COMMITTER_EMAIL": "test@localhost", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+                "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd / "src"),
-           "DVC_NO_ANALYTICS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+           "DVC_NO_ANALYTICS": "1", "PYTHONDONTWRITEBYTECODE": "1", **GIT_IDENTITY}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
     return result
@@ -36,10 +42,9 @@ def copy_repo(dest: Path) -> Path:
         if (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
-    run(["git", "init", "-q"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "copy", "--allow-empty"], dest)
+    run(["git", "init", "-q", "-b", "main"], dest)
     run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], dest)
+    run(["git", "commit", "-qm", "copy"], dest)
     run([str(BIN / "cxrbench"), "compose", "experiment=tiny"], dest)
     return dest
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,16 @@ def input_hashes() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def code_version() -> str:
+    """The checkout the report was made from (`git describe --always --dirty`), or why there is none."""
+    try:
+        described = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True,
+                                   text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"unknown ({err})"
+    return described.stdout.strip() if described.returncode == 0 else "unknown (not a git checkout)"
+
+
 def write(params: dict[str, Any]) -> None:
     synthetic = params["source"]["kind"] == "synthetic"
     banner = ("SYNTHETIC DATA: phantoms in the datasets' formats, not real radiographs. Published numbers are shown "
@@ -229,7 +240,8 @@ def write(params: dict[str, Any]) -> None:
 
     report.heading("Provenance")
     report.table(input_hashes(), "Inputs (from the acquire manifests)")
-    report.paragraph(f"cxrbench {__version__}; parameters below are exactly those of this run.")
+    report.paragraph(f"cxrbench {__version__}, code {code_version()}; the parameters below are exactly "
+                     "those of this run.")
     report.preformatted(yaml.safe_dump(params, sort_keys=False), "params.yaml")
 
     write_text(OUT / "report.html", report.html())
