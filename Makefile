@@ -27,11 +27,11 @@ run: $(INSTALLED)
 	$(BIN)/snakemake --cores $(CORES)
 	@echo "report: $(CURDIR)/results/report.html"
 
-# The default run stays under 15 minutes; the longer checks (real Slurm, SSH remote, fault injection) run
-# with PYTEST_ARGS='-m "slurm or remote or faults"' (.ci/run does both).
+# The default run stays under 15 minutes; the longer checks (real Slurm, SSH remote, fault injection, DVC
+# experiments) run with PYTEST_ARGS='-m "slurm or remote or faults or slow"' (.ci/run does both).
 PYTEST_ARGS ?=
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -m "not slurm and not remote and not faults" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slurm and not remote and not faults and not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf data models dvclive metrics plots results logs .snakemake
