@@ -1,0 +1,91 @@
+"""DVC experiments on the tiny configuration, in a temporary copy of the repository: `dvc exp run -S ...` with
+Hydra overrides recomposes params.yaml from configs/ (DVC's Hydra integration) and records each experiment;
+`dvc exp show` lists them with their parameters and metrics; `dvc metrics diff` and `dvc plots diff` compare
+two of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cxrbench import config
+from test_end_to_end import BIN, copy_repo, run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+DVC = str(BIN / "dvc")
+EPOCHS = {"one-epoch": 1, "two-epochs": 2}  # experiment name -> train.classifier.epochs
+CLASSIFIER_METRICS, LIVE_METRICS = "metrics/classifier.json", "dvclive/classifier/metrics.json"
+
+
+def overrides(epochs: int) -> list[str]:
+    return ["experiment=tiny", f"train.classifier.epochs={epochs}"]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("experiments"))
+    # The baseline commit holds the tiny composition, so each experiment differs from it only by its -S values.
+    run(["git", "add", "params.yaml"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny baseline"], repo)
+    for name, epochs in EPOCHS.items():
+        run([DVC, "exp", "run", "--name", name, *(arg for o in overrides(epochs) for arg in ("-S", o))], repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def shown(repo) -> dict[str, dict]:
+    """`dvc exp show --json`: the experiments of the baseline commit, by name."""
+    rows = json.loads(run([DVC, "exp", "show", "--json"], repo).stdout)
+    baselines = [row for row in rows if row["rev"] != "workspace"]
+    assert len(baselines) == 1, [row["rev"] for row in rows]
+    return {state["name"]: state for exp_range in baselines[0]["experiments"] or [] for state in exp_range["revs"]}
+
+
+def test_exp_show_lists_both_experiments_with_params_and_metrics(repo, shown):
+    assert set(EPOCHS) <= shown.keys(), sorted(shown)
+    table = run([DVC, "exp", "show", "--no-pager", "--md"], repo).stdout
+    for name, epochs in EPOCHS.items():
+        assert name in table
+        data = shown[name]["data"]
+        assert data["params"]["params.yaml"]["data"]["train"]["classifier"]["epochs"] == epochs
+        # an experiment commit that lacks a metrics file shows up here as an error (e.g. the file is git-ignored)
+        assert not [entry["error"] for entry in data["metrics"].values() if entry.get("error")], data["metrics"]
+        metrics = {path: entry["data"] for path, entry in data["metrics"].items()}
+        assert 0.0 <= metrics[CLASSIFIER_METRICS]["mean_auc"] <= 1.0, metrics[CLASSIFIER_METRICS]
+        assert "dice" in metrics["metrics/segmenter.json"]["overall"]["objects"]["heart"]
+        # dvclive counts epochs from step 0: the override really changed the training run
+        assert metrics[LIVE_METRICS]["step"] == epochs - 1, metrics[LIVE_METRICS]
+
+
+def test_each_experiment_params_yaml_is_the_hydra_composition(repo, shown):
+    """DVC's Hydra integration and `cxrbench compose` write the same params.yaml for the same overrides."""
+    for name, epochs in EPOCHS.items():
+        committed = run(["git", "show", f"{shown[name]['rev']}:params.yaml"], repo).stdout
+        assert committed == config.compose_yaml(overrides(epochs), config_dir=repo / "configs")
+
+
+def test_metrics_diff_compares_two_experiments(repo):
+    names = list(EPOCHS)
+    diff = json.loads(run([DVC, "metrics", "diff", *names, "--all", "--json"], repo).stdout)
+    assert {CLASSIFIER_METRICS, LIVE_METRICS, "metrics/segmenter.json"} <= diff.keys(), sorted(diff)
+    assert "mean_auc" in diff[CLASSIFIER_METRICS]
+    assert {"train.loss", "val.loss", "val.mean_auc"} <= diff[LIVE_METRICS].keys(), sorted(diff[LIVE_METRICS])
+    assert diff[LIVE_METRICS]["step"] == {"old": EPOCHS[names[0]] - 1, "new": EPOCHS[names[1]] - 1, "diff": 1}
+    table = run([DVC, "metrics", "diff", *names], repo).stdout  # the human view: changed metrics only
+    assert "step" in table and names[0] in table and names[1] in table
+
+
+def test_plots_diff_compares_two_experiments(repo, tmp_path):
+    names = list(EPOCHS)
+    plots = json.loads(run([DVC, "plots", "diff", *names, "--json"], repo).stdout)
+    assert not plots.get("errors"), plots["errors"]
+    expected = {"plots/classifier_roc.csv", "dvclive/classifier/plots/metrics/val/mean_auc.tsv",
+                "dvclive/classifier/plots/metrics/train/loss.tsv"}
+    assert expected <= plots["data"].keys(), sorted(plots["data"])
+    for plot in expected:
+        assert all(entry["revisions"] == names for entry in plots["data"][plot]), plot
+    run([DVC, "plots", "diff", *names, "-o", str(tmp_path / "html")], repo)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert all(name in page for name in names) and "classifier_roc.csv" in page
