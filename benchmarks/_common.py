@@ -36,7 +36,7 @@ PNG_PARAMS = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH]
 
 
 def synthetic_radiograph(rng: np.random.Generator) -> np.ndarray:
-    """A 1024 px uint8 greyscale image that compresses and decodes like an NIH PNG (~400 KiB, Paeth rows):
+    """A 1024 px uint8 greyscale image that compresses and decodes like an NIH PNG (~430 KiB, Paeth rows):
     a smooth background, blurred blobs for the anatomy and fine grain like a digitised film."""
     coarse = rng.normal(size=(16, 16)).astype(np.float32)
     image = 110 + 25 * cv2.resize(coarse, (IMAGE_SIDE, IMAGE_SIDE), interpolation=cv2.INTER_CUBIC)
