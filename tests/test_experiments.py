@@ -6,12 +6,14 @@ two of them."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from cxrbench import config
-from test_end_to_end import BIN, copy_repo, run
+from test_end_to_end import BIN, GIT_IDENTITY, copy_repo, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DVC = str(BIN / "dvc")
@@ -23,14 +25,26 @@ def overrides(epochs: int) -> list[str]:
     return ["experiment=tiny", f"train.classifier.epochs={epochs}"]
 
 
+def exp_run(repo: Path, name: str, epochs: int) -> None:
+    """`dvc exp run` commits through dulwich or pygit2, which refuse the fixed GIT_*_DATE that run() sets for
+    reproducible copies ("Git commit failed: 2026-01-01T00:00:00Z"): experiments keep the identity only."""
+    env = {**{k: v for k, v in os.environ.items() if not (k.startswith("GIT_") and k.endswith("_DATE"))},
+           **{k: v for k, v in GIT_IDENTITY.items() if not k.endswith("_DATE")},
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(repo / "src"),
+           "DVC_NO_ANALYTICS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [DVC, "exp", "run", "--name", name, *(arg for o in overrides(epochs) for arg in ("-S", o))]
+    result = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     repo = copy_repo(tmp_path_factory.mktemp("experiments"))
     # The baseline commit holds the tiny composition, so each experiment differs from it only by its -S values.
     run(["git", "add", "params.yaml"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny baseline"], repo)
+    run(["git", "commit", "-qm", "tiny baseline"], repo)
     for name, epochs in EPOCHS.items():
-        run([DVC, "exp", "run", "--name", name, *(arg for o in overrides(epochs) for arg in ("-S", o))], repo)
+        exp_run(repo, name, epochs)
     return repo
 
 
