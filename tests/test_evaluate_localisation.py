@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -37,16 +35,6 @@ BOXES = [
 ]
 PARTS = {"00000001_000.png": "test", "00000002_000.png": "test", "00000003_000.png": "test",
          "00000004_000.png": "test", "00000005_000.png": "train", "00000006_000.png": "test"}
-
-
-@contextlib.contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def write_tree(root: Path, parts: dict[str, str] = PARTS) -> None:
@@ -81,7 +69,7 @@ def write_tree(root: Path, parts: dict[str, str] = PARTS) -> None:
 
 
 def run_stage_in(root: Path) -> dict:
-    with working_directory(root):
+    with contextlib.chdir(root):
         stage.evaluate(PARAMS)
     return json.loads((root / "metrics/localisation.json").read_text())
 

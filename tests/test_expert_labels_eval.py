@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -36,16 +34,6 @@ COMPARISON_READS = {4343882583: [1, 0, 0, 1, 1, 0], 4343880271: [1, 1, 1, 1, 0, 
 PARTS = {**dict.fromkeys(IMAGES, "test"), "00000009_000.png": "test", "00000100_000.png": "train",
          "00000101_000.png": "val"}
 ALL_FINDING_COLUMNS = [label.replace("_", " ") for label in LABELS]
-
-
-@contextlib.contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def yes_no(flag) -> str:
@@ -103,7 +91,7 @@ def write_inputs(root: Path, parts: dict[str, str] = PARTS, predictions: pd.Data
 
 
 def run_stage_in(root: Path, params: dict = PARAMS) -> dict:
-    with working_directory(root):
+    with contextlib.chdir(root):
         stage.evaluate(params)
     return json.loads((root / "metrics/expert_labels.json").read_text())
 
