@@ -20,7 +20,7 @@ from cxrbench.datasets.nih import LABELS
 from cxrbench.errors import DataError
 from cxrbench.stages import evaluate_expert_labels as stage
 
-PARAMS = {"seed": 0, "evaluate": {"bootstrap": {"resamples": 200, "alpha": 0.05}}}
+PARAMS = {"seed": 0, "evaluate": {"bootstrap": {"resamples": 200, "alpha": 0.05, "unit": "image"}}}
 IMAGES = [f"{patient:08d}_000.png" for patient in range(1, 9)]
 VIEWS = ["PA"] * 6 + ["AP"] * 2
 # adjudicated Fracture, Pneumothorax, Airspace opacity, Nodule or mass per image ('' = not adjudicated)
@@ -223,8 +223,9 @@ def test_the_real_expert_labels_are_all_in_the_official_test_part(shared_nih, tm
     (tmp_path / "results/classifier").mkdir(parents=True)
     predictions.to_csv(tmp_path / "results/classifier/predictions.csv", index=False)
 
-    metrics = run_stage_in(tmp_path, {**PARAMS, "evaluate": {"bootstrap": {"resamples": 50, "alpha": 0.05}}})
+    metrics = run_stage_in(tmp_path, {**PARAMS, "evaluate": {"bootstrap": {"resamples": 50, "alpha": 0.05, "unit": "patient"}}})
     four, every = metrics["four_findings"], metrics["all_findings"]
+    assert metrics["bootstrap"]["unit"] == "patient"
     assert (four["images"], four["left_out_outside_split"], every["images"], every["left_out_outside_split"]) == (1962, 0, 810, 0)
     assert four["findings"]["Pneumothorax"]["auc"] == 1.0
     assert 0.4 < four["findings"]["Nodule_Mass"]["auc"] < 0.6  # seeded noise

@@ -16,6 +16,7 @@ from cxrbench.metrics.roc import (
     resample_indices,
     roc_auc,
     roc_curve_points,
+    unit_groups,
 )
 
 
@@ -129,6 +130,14 @@ def test_patient_bootstrap_of_duplicated_images_equals_image_bootstrap():
                                n_resamples=20, seed=1, groups=patient)
     by_image = bootstrap_auc(y, scores, n_resamples=20, seed=1)
     np.testing.assert_allclose(by_patient["replicates"], by_image["replicates"], rtol=0, atol=1e-15)
+
+
+def test_configured_unit_selects_patient_groups():
+    patients = np.array(["p1", "p1", "p2"])
+    assert unit_groups("image", patients) is None
+    np.testing.assert_array_equal(unit_groups("patient", patients), patients)
+    with pytest.raises(ValueError, match="'image' or 'patient'"):
+        unit_groups("case", patients)
 
 
 def test_resample_indices_reject_mismatched_groups():

@@ -164,6 +164,14 @@ def percentile_interval(replicates: np.ndarray, alpha: float) -> tuple[np.ndarra
     return low, high
 
 
+def unit_groups(unit: str, patients: np.ndarray) -> np.ndarray | None:
+    """The `groups` argument of `bootstrap_auc` for a configured resampling unit: None for 'image', the patient
+    ids for 'patient' (then every image of a drawn patient comes along, as when patients were sampled)."""
+    if unit not in ("image", "patient"):
+        raise ValueError(f"bootstrap unit must be 'image' or 'patient', got {unit!r}")
+    return None if unit == "image" else np.asarray(patients)
+
+
 def bootstrap_auc(
     y: np.ndarray,
     scores: np.ndarray,

@@ -1,5 +1,5 @@
 """Stage evaluate_classifier: per-class ROC AUC of the NIH classifier on the test part, with 95% bootstrap
-intervals over images (vectorised, seeded).
+intervals (vectorised, seeded) over images or, with evaluate.bootstrap.unit=patient, over patients.
 
 Writes metrics/classifier.json (DVC metrics), plots/classifier_roc.csv (DVC plots: ROC points per class) and
 results/classifier/predictions.csv (image, patient, true labels and scores, for the report).
@@ -18,7 +18,7 @@ import torch
 from cxrbench import store, training
 from cxrbench.datasets.nih import LABELS
 from cxrbench.fileio import atomic_path, write_json
-from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points
+from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points, unit_groups
 from cxrbench.models.networks import build_classifier
 from cxrbench.stages._app import run_stage
 from cxrbench.stages.train_classifier import predict, split_rows
@@ -51,14 +51,16 @@ def evaluate(params: dict[str, Any]) -> None:
     y = index[list(LABELS)].to_numpy(np.uint8)[rows]
 
     boot_cfg = params["evaluate"]["bootstrap"]
+    patients = index["patient"].to_numpy()[rows]
     boot = bootstrap_auc(y, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"],
-                         seed=int(np.random.SeedSequence([params["seed"], BOOTSTRAP_SEED_STREAM]).generate_state(1)[0]))
+                         groups=unit_groups(boot_cfg["unit"], patients), seed=int(np.random.SeedSequence([params["seed"], BOOTSTRAP_SEED_STREAM]).generate_state(1)[0]))
     per_class = {label: {"auc": _round(boot["auc"][k]), "ci_low": _round(boot["ci_low"][k]),
                          "ci_high": _round(boot["ci_high"][k]), "positives": int(y[:, k].sum())}
                  for k, label in enumerate(LABELS)}
     metrics = {"test_images": int(len(rows)), "mean_auc": _round(boot["mean_auc"]),
                "mean_auc_ci": [_round(boot["mean_ci_low"]), _round(boot["mean_ci_high"])],
-               "bootstrap": {"resamples": boot_cfg["resamples"], "alpha": boot_cfg["alpha"], "unit": "image"},
+               "bootstrap": {"resamples": boot_cfg["resamples"], "alpha": boot_cfg["alpha"], "unit": boot_cfg["unit"],
+                             "units": int(boot["n_units"])},
                "per_class": per_class}
     log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", boot["mean_auc"], boot["mean_ci_low"],
              boot["mean_ci_high"], len(rows))

@@ -1,9 +1,9 @@
 """Stage evaluate_expert_labels: the NIH classifier against Google's radiologist labels of NIH test images.
 
 Four findings (Majkowska et al. 2019, 1,962 test images, adjudicated by three radiologists): ROC AUC with a
-95% bootstrap interval over images of the classifier's score for each finding, the 14 NIH outputs mapped as
-FINDING_SCORES says (the maximum of the listed labels' probabilities). Fracture has no NIH counterpart and is
-reported as not available.
+95% bootstrap interval (over images, or patients with evaluate.bootstrap.unit=patient) of the classifier's
+score for each finding, the 14 NIH outputs mapped as FINDING_SCORES says (the maximum of the listed labels'
+probabilities). Fracture has no NIH counterpart and is reported as not available.
 All findings (Nabulsi et al. 2021, 810 PA test images, majority of three radiologists): AUC of the
 normal/abnormal scores in ABNORMAL_SCORES, built from the 14 probabilities.
 Readers: each radiologist's sensitivity and specificity against the reference (metrics.roc.operating_point), and
@@ -36,7 +36,7 @@ from cxrbench.datasets import google_labels
 from cxrbench.datasets.nih import LABELS
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, write_json
-from cxrbench.metrics.roc import bootstrap_auc, operating_point, roc_curve_points
+from cxrbench.metrics.roc import bootstrap_auc, operating_point, roc_curve_points, unit_groups
 from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
 
@@ -126,7 +126,7 @@ class _Evaluation:
               score: np.ndarray) -> dict[str, Any]:
         """AUC with its bootstrap interval; records the ROC curve (when defined) and the scores."""
         boot = bootstrap_auc(truth, score, n_resamples=self.bootstrap["resamples"], alpha=self.bootstrap["alpha"],
-                             seed=self.seed)
+                             groups=unit_groups(self.bootstrap["unit"], images["patient"].to_numpy()), seed=self.seed)
         positives = int(truth.sum())
         if 0 < positives < len(truth):
             fpr, tpr, _ = roc_curve_points(truth, score)
@@ -209,7 +209,7 @@ def evaluate(params: dict[str, Any]) -> None:
 
     metrics = {
         "split": "test part of data/splits/nih.csv (official test list)",
-        "bootstrap": {"resamples": bootstrap["resamples"], "alpha": bootstrap["alpha"], "unit": "image"},
+        "bootstrap": {"resamples": bootstrap["resamples"], "alpha": bootstrap["alpha"], "unit": bootstrap["unit"]},
         "hedge_counts_as": "positive",
         FOUR_FINDINGS_SET: {"images": len(four), "left_out_outside_split": four_outside, "findings": four_metrics,
                             "readers_pooled": _pooled(readers, FOUR_FINDINGS_SET)},

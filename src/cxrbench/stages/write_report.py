@@ -199,7 +199,7 @@ def write(params: dict[str, Any]) -> None:
     published = load_published(task="nih_classification")
     report.table(classifier_comparison(metrics, published, synthetic),
                  f"Per-class ROC AUC on {metrics['test_images']} test images (95% bootstrap CI of the mean, "
-                 f"{metrics['bootstrap']['resamples']} resamples) beside published results")
+                 f"{metrics['bootstrap']['resamples']} resamples of {metrics['bootstrap']['unit']}s) beside published results")
     report.figure(roc_figure(pd.read_csv("plots/classifier_roc.csv"), metrics), "ROC curves on the test part")
     nih_images = store.open_array(store.find_images("data/store/nih"))
     predictions = pd.read_csv("results/classifier/predictions.csv")
