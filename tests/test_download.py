@@ -8,6 +8,8 @@ import io
 import os
 import re
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -19,6 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pytest
 
+import cxrbench
 from cxrbench.acquire import download, fetch_nih, safe_extract
 from cxrbench.acquire.nih_archives import (
     ARCHIVES,
@@ -440,3 +443,68 @@ def test_extraction_is_idempotent_and_repairs_missing_or_short_files(tmp_path: P
     assert all(f.read_bytes() == members[n] for f, n in zip(files, names))
     assert [os.stat(f).st_ino for f in files[2:]] == inodes[2:]  # same size: skipped, not rewritten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images_001.tar.gz", "nih"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small synthetic NIH release (metadata + images/) and Google labels for it, written once."""
+    from cxrbench.synthetic import write_google_labels, write_nih
+
+    root = tmp_path_factory.mktemp("release")
+    write_nih(root / "nih", n_patients=8, max_followups=2, test_fraction=0.25, seed=3, min_prevalence=0.0)
+    write_google_labels(root / "google", root / "nih", test_images=2, validation_images=2, all_findings_images=2, seed=3)
+    return root / "nih", root / "google"
+
+
+def _run_acquire_nih(work: Path, overrides: list[str]) -> subprocess.CompletedProcess:
+    from cxrbench import config
+
+    (work / "params.yaml").write_text(config.compose_yaml(overrides))
+    env = {**os.environ, "PYTHONPATH": str(Path(cxrbench.__file__).parents[1])}
+    return subprocess.run([sys.executable, "-m", "cxrbench.stages.acquire_nih"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_acquire_nih_stage_downloads_verifies_unpacks_and_reruns_for_free(
+    http_server: FileServer, synthetic_release: tuple[Path, Path], tmp_path: Path
+) -> None:
+    nih_release, google = synthetic_release
+    images = sorted((nih_release / "images").glob("*.png"))
+    halves = [images[: len(images) // 2], images[len(images) // 2:]]
+    archives = [make_tar_gz({f"images/{p.name}": p.read_bytes() for p in half}) for half in halves]
+    http_server.files.update({f"part{k}.gz": data for k, data in enumerate(archives, 1)})
+    http_server.files.update({name: (nih_release / name).read_bytes() for name in METADATA_FILES})
+    table = tmp_path / "mirror_archives.csv"
+    table.write_text("number,url_suffix,size,md5\n" + "".join(
+        f"{k},part{k}.gz,{len(data)},{md5_of(data)}\n" for k, data in enumerate(archives, 1)))
+    work = tmp_path / "project"
+    work.mkdir()
+    overrides = ["source=download", "source.jsrt=unused", "source.scr=unused", f"source.google={google}",
+                 f"source.base_url={http_server.url}", f"source.archive_table={table}"]
+
+    first = _run_acquire_nih(work, overrides)
+    assert first.returncode == 0, first.stderr
+    raw, downloads = work / "data/raw/nih", work / "downloads/nih"
+    assert sorted(p.name for p in (raw / "images").iterdir()) == [p.name for p in images]
+    assert all((raw / name).read_bytes() == (nih_release / name).read_bytes() for name in METADATA_FILES)
+    assert (raw / "images" / images[0].name).stat().st_ino == (downloads / "images" / images[0].name).stat().st_ino
+    assert {p.name for p in raw.iterdir()} == {"images", *METADATA_FILES}  # no archives or markers
+    manifest = (work / "data/manifests/nih.csv").read_text()
+    assert manifest.count(",image\n") == len(images) and "images_001.tar.gz" not in manifest
+    assert sorted((work / "data/raw/google").rglob("*.csv")) != []
+
+    requests = len(http_server.requests)
+    second = _run_acquire_nih(work, overrides)
+    assert second.returncode == 0, second.stderr
+    assert len(http_server.requests) == requests  # everything was there and verified: nothing fetched
+    assert (work / "data/manifests/nih.csv").read_text() == manifest
+
+    # The mirror now serves a damaged second archive in place of the one deleted here.
+    for suffix in ("", ".verified"):
+        (downloads / f"images_002.tar.gz{suffix}").unlink()
+    http_server.files["part2.gz"] = bytes(b ^ 0xFF if i == 100 else b for i, b in enumerate(archives[1]))
+    third = _run_acquire_nih(work, overrides)
+    assert third.returncode == 2
+    log = (work / "logs/acquire_nih.log").read_text()
+    assert "images_002.tar.gz is corrupt" in log and "must be fetched again" in log
+    assert sorted(p.name for p in (raw / "images").iterdir()) == [p.name for p in images]  # the good copy stays
