@@ -508,3 +508,36 @@ def test_acquire_nih_stage_downloads_verifies_unpacks_and_reruns_for_free(
     log = (work / "logs/acquire_nih.log").read_text()
     assert "images_002.tar.gz is corrupt" in log and "must be fetched again" in log
     assert sorted(p.name for p in (raw / "images").iterdir()) == [p.name for p in images]  # the good copy stays
+
+
+def test_local_source_with_archives_verifies_and_unpacks_them_once(
+    synthetic_release: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cxrbench.stages.acquire_nih import prepare_nih
+
+    nih_release, _ = synthetic_release
+    images = sorted((nih_release / "images").glob("*.png"))
+    halves = [images[:3], images[3:]]
+    archives = [make_tar_gz({f"images/{p.name}": p.read_bytes() for p in half}) for half in halves]
+    copy = tmp_path / "ChestXray-NIHCC"
+    copy.mkdir()
+    for name in METADATA_FILES:
+        (copy / name).write_bytes((nih_release / name).read_bytes())
+    (copy / "images_001.tar.gz").write_bytes(archives[0])  # the NIH site's name
+    (copy / "images_02.tar.gz").write_bytes(archives[1])  # the batch script's name
+    table = tmp_path / "archives.csv"
+    table.write_text("number,url_suffix,size,md5\n" + "".join(
+        f"{k},unused,{len(data)},{md5_of(data)}\n" for k, data in enumerate(archives, 1)))
+    source = {"kind": "local", "nih": str(copy), "archives": None, "base_url": None, "archive_table": str(table)}
+
+    assert prepare_nih(source) == copy
+    assert sorted(p.name for p in (copy / "images").iterdir()) == [p.name for p in images]
+    unpacked_at = (copy / "images" / images[0].name).stat().st_mtime_ns
+    assert prepare_nih(source) == copy
+    assert (copy / "images" / images[0].name).stat().st_mtime_ns == unpacked_at  # not unpacked again
+
+    damaged = copy / "images_02.tar.gz"
+    damaged.write_bytes(archives[1][:100] + bytes([archives[1][100] ^ 0xFF]) + archives[1][101:])  # same size
+    os.utime(damaged, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new modification time
+    with pytest.raises(DataError, match="images_02.tar.gz does not match"):
+        prepare_nih(source)

@@ -35,8 +35,8 @@ def billing_project(configured: str | None) -> str:
     project = configured or os.environ.get("GOOGLE_CLOUD_PROJECT")
     if not project:
         raise DataError(
-            f"gs://{NIH_BUCKET}",
-            "the bucket is Requester Pays: downloads are billed to your Google Cloud project, and none is set",
+            None,
+            f"gs://{NIH_BUCKET} is Requester Pays: downloads are billed to your Google Cloud project, and none is set",
             fix="set source.billing_project=<project id> or the environment variable GOOGLE_CLOUD_PROJECT "
             "(a project with billing enabled; it pays the egress, roughly 45 GB)",
         )
@@ -49,8 +49,8 @@ def open_bucket(project: str) -> Any:
         import gcsfs
     except ImportError as error:
         raise DataError(
-            f"gs://{NIH_BUCKET}",
-            "source=gcs needs the gcsfs package, which is not installed",
+            None,
+            "source=gcs reads Google's bucket through the gcsfs package, which is not installed",
             fix="pip install 'cxrbench[gcs]'",
         ) from error
     return gcsfs.GCSFileSystem(project=project, requester_pays=True)
@@ -84,8 +84,8 @@ def copy_images(fs: Any, bucket: str, names: list[str], folder: Path, *, progres
             bar.update(len(batch))
     if absent:
         raise DataError(
-            f"gs://{bucket}",
-            f"{len(absent)} images listed in Data_Entry are not in the bucket: {', '.join(absent[:10])}",
+            None,
+            f"{len(absent)} images listed in Data_Entry are not in the bucket {bucket}: {', '.join(absent[:10])}",
             fix="check source.bucket; if the bucket lacks them, get these images from the NIH archives (source=download)",
         )
 

@@ -19,8 +19,8 @@ import csv
 import logging
 from pathlib import Path
 
-from cxrbench.acquire.nih_archives import ARCHIVES, NihArchive, find_local_copy
 from cxrbench.acquire.extract import safe_extract
+from cxrbench.acquire.nih_archives import ARCHIVES, NihArchive, find_local_copy
 from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 
@@ -73,9 +73,9 @@ def unpack_archives(folder: Path, archives: list[Path]) -> list[str]:
     return names
 
 
-def local_archives(folder: Path, table: tuple[NihArchive, ...] = ARCHIVES) -> list[Path]:
+def local_archives(folder: Path, table: tuple[NihArchive, ...]) -> list[NihArchive]:
     """The archives of `table` present in `folder`, under the NIH or the batch script's name."""
-    return [path for archive in table if (path := find_local_copy(folder, archive)) is not None]
+    return [archive for archive in table if find_local_copy(folder, archive) is not None]
 
 
 def tree_files(folder: Path) -> list[Path]:

@@ -27,28 +27,33 @@ GOOGLE_LABELS_PAGE = "https://cloud.google.com/healthcare/docs/resources/public-
 
 def prepare_nih(source: dict[str, Any]) -> Path:
     """Fetch and unpack what `source` asks for into the folder `source.nih`, verify it, and return it."""
-    from cxrbench.acquire import nih_tree
     from cxrbench.datasets import nih
 
     folder = Path(source["nih"])
-    images = None  # every image of the split lists must be present
     if source["kind"] == "gcs":
         from cxrbench.acquire.gcs import fetch_nih_png
 
         fetch_nih_png(folder, bucket=source["bucket"], project=source["billing_project"])
-    elif source["kind"] == "download":
-        from cxrbench.acquire.download import fetch_nih
+        nih.require_tree(folder)
+        return folder
 
-        selected = nih_tree.select_archives(nih_tree.archive_table(source["archive_table"]), source["archives"])
-        archives = fetch_nih(folder, archives=selected, base_url=source["base_url"])[: len(selected)]
-        unpacked = nih_tree.unpack_archives(folder, archives)
-        if source["archives"] is not None:
-            log.warning("source.archives selects %d archive(s): only their %d images are checked, and decode_nih "
-                        "needs every image in the metadata", len(selected), len(unpacked))
-            images = unpacked
+    from cxrbench.acquire import nih_tree
+    from cxrbench.acquire.download import fetch_archives, fetch_metadata
+
+    table = nih_tree.archive_table(source["archive_table"])
+    if source["kind"] == "download":
+        selected = nih_tree.select_archives(table, source["archives"])
+        archives = fetch_archives(folder, selected, source["base_url"], progress=True)
+        fetch_metadata(folder, source["base_url"], progress=True)
+    else:  # local: the archives the user has are checked against the table (once: see download.py), not fetched
+        archives = fetch_archives(folder, nih_tree.local_archives(folder, table), None, progress=True)
+    unpacked = nih_tree.unpack_archives(folder, archives)
+    if source["archives"] is None:
+        nih.require_tree(folder)  # every image of the split lists
     else:
-        nih_tree.unpack_archives(folder, nih_tree.local_archives(folder))
-    nih.require_tree(folder, images)
+        log.warning("source.archives selects %d archive(s): only their %d images are checked, and decode_nih "
+                    "needs every image in the metadata", len(archives), len(unpacked))
+        nih.require_tree(folder, unpacked)
     return folder
 
 
