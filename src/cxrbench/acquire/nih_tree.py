@@ -4,8 +4,9 @@ The acquire_nih stage links such a folder into data/raw/nih. It is built, and ke
 named by `source.nih`:
 
 - `local`: the user's copy, either already unpacked (`images/*.png`) or as the image archives as downloaded;
-  archives are unpacked next to themselves into `images/` (as the NIH README says), once: a later run finds
-  each archive's extraction record and only checks file sizes.
+  archives are md5-checked against the archive table and unpacked next to themselves into `images/` (as the
+  NIH README says), once: a later run finds each archive's verification marker and extraction record and only
+  checks sizes.
 - `download`: the same after `fetch_nih` has downloaded the archives into that folder (verified, resumable).
 - `gcs`: the PNGs copied from Google's Requester Pays bucket into `images/` (see `cxrbench.acquire.gcs`).
 
