@@ -60,3 +60,26 @@ def test_missing_gcsfs_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -
 def test_metadata_must_be_placed_by_hand(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="(?s)bucket holds only images.*nihcc.app.box.com"):
         gcs.fetch_nih_png(tmp_path, bucket=gcs.NIH_BUCKET, project="p", progress=False)
+
+
+def test_acquire_nih_gcs_source_fills_the_folder_from_the_bucket(
+    bucket: fsspec.AbstractFileSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxrbench.stages.acquire_nih import prepare_nih
+    from cxrbench.synthetic import write_nih
+
+    release, folder = tmp_path / "release", tmp_path / "downloads"
+    write_nih(release, n_patients=2, max_followups=2, test_fraction=0.5, seed=1, min_prevalence=0.0)
+    folder.mkdir()
+    for metadata in release.glob("*.*"):  # placed by hand: the bucket has none
+        (folder / metadata.name).write_bytes(metadata.read_bytes())
+    for image in (release / "images").iterdir():
+        bucket.pipe(f"/{gcs.NIH_BUCKET}/png/{image.name}", image.read_bytes())
+    billed = []
+    monkeypatch.setattr(gcs, "open_bucket", lambda project: billed.append(project) or bucket)
+    source = {"kind": "gcs", "nih": str(folder), "bucket": f"/{gcs.NIH_BUCKET}", "billing_project": "my-project"}
+
+    assert prepare_nih(source) == folder
+    assert billed == ["my-project"]
+    assert {p.name: p.read_bytes() for p in (folder / "images").iterdir()} == {
+        p.name: p.read_bytes() for p in (release / "images").iterdir()}
