@@ -38,17 +38,16 @@ def prepare_nih(source: dict[str, Any]) -> Path:
         return folder
 
     from cxrbench.acquire import nih_tree
-    from cxrbench.acquire.download import fetch_archives, fetch_metadata
+    from cxrbench.acquire.download import fetch_archives, fetch_nih
 
     table = nih_tree.archive_table(source["archive_table"])
     if source["kind"] == "download":
         selected = nih_tree.select_archives(table, source["archives"])
-        archives = fetch_archives(folder, selected, source["base_url"], progress=True)
-        fetch_metadata(folder, source["base_url"], progress=True)
+        archives = fetch_nih(folder, archives=selected, base_url=source["base_url"])[: len(selected)]
     else:  # local: the archives the user has are checked against the table (once: see download.py), not fetched
         archives = fetch_archives(folder, nih_tree.local_archives(folder, table), None, progress=True)
     unpacked = nih_tree.unpack_archives(folder, archives)
-    if source["archives"] is None:
+    if source["kind"] == "local" or source["archives"] is None:
         nih.require_tree(folder)  # every image of the split lists
     else:
         log.warning("source.archives selects %d archive(s): only their %d images are checked, and decode_nih "
