@@ -456,6 +456,20 @@ def synthetic_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     return root / "nih", root / "google"
 
 
+def _serve_mirror(http_server: FileServer, release: Path, tmp_path: Path) -> tuple[list[bytes], Path]:
+    """Serve the release's images as two archives (part1.gz, part2.gz) and its metadata files; return the
+    archives and the mirror's archive table."""
+    images = sorted((release / "images").glob("*.png"))
+    halves = [images[: len(images) // 2], images[len(images) // 2:]]
+    archives = [make_tar_gz({f"images/{p.name}": p.read_bytes() for p in half}) for half in halves]
+    http_server.files.update({f"part{k}.gz": data for k, data in enumerate(archives, 1)})
+    http_server.files.update({name: (release / name).read_bytes() for name in METADATA_FILES})
+    table = tmp_path / "mirror_archives.csv"
+    table.write_text("number,url_suffix,size,md5\n" + "".join(
+        f"{k},part{k}.gz,{len(data)},{md5_of(data)}\n" for k, data in enumerate(archives, 1)))
+    return archives, table
+
+
 def _run_acquire_nih(work: Path, overrides: list[str]) -> subprocess.CompletedProcess:
     from cxrbench import config
 
@@ -470,13 +484,7 @@ def test_acquire_nih_stage_downloads_verifies_unpacks_and_reruns_for_free(
 ) -> None:
     nih_release, google = synthetic_release
     images = sorted((nih_release / "images").glob("*.png"))
-    halves = [images[: len(images) // 2], images[len(images) // 2:]]
-    archives = [make_tar_gz({f"images/{p.name}": p.read_bytes() for p in half}) for half in halves]
-    http_server.files.update({f"part{k}.gz": data for k, data in enumerate(archives, 1)})
-    http_server.files.update({name: (nih_release / name).read_bytes() for name in METADATA_FILES})
-    table = tmp_path / "mirror_archives.csv"
-    table.write_text("number,url_suffix,size,md5\n" + "".join(
-        f"{k},part{k}.gz,{len(data)},{md5_of(data)}\n" for k, data in enumerate(archives, 1)))
+    archives, table = _serve_mirror(http_server, nih_release, tmp_path)
     work = tmp_path / "project"
     work.mkdir()
     overrides = ["source=download", "source.jsrt=unused", "source.scr=unused", f"source.google={google}",
@@ -541,3 +549,24 @@ def test_local_source_with_archives_verifies_and_unpacks_them_once(
     os.utime(damaged, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new modification time
     with pytest.raises(DataError, match="images_02.tar.gz does not match"):
         prepare_nih(source)
+
+
+def test_download_of_a_subset_fetches_and_checks_only_those_archives(
+    http_server: FileServer, synthetic_release: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cxrbench.stages.acquire_nih import prepare_nih
+
+    nih_release, _ = synthetic_release
+    images = sorted((nih_release / "images").glob("*.png"))
+    _, table = _serve_mirror(http_server, nih_release, tmp_path)
+    folder = tmp_path / "downloads"
+    source = {"kind": "download", "nih": str(folder), "archives": [2], "base_url": http_server.url,
+              "archive_table": str(table)}
+
+    assert prepare_nih(source) == folder
+    assert sorted(name for name, _ in http_server.requests) == sorted(["part2.gz", *METADATA_FILES])
+    assert sorted(p.name for p in (folder / "images").iterdir()) == [p.name for p in images[len(images) // 2:]]
+    assert "selects 1 archive(s)" in caplog.text
+
+    with pytest.raises(DataError, match=r"archive\(s\) \[3\], which the archive table does not list"):
+        prepare_nih({**source, "archives": [2, 3]})
