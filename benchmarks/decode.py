@@ -12,7 +12,10 @@ timed on its own (a call with one image per worker, `pool_start_s`) and the stag
 (n - workers) / (t(n) - t(workers)); the rate including start-up is printed too (`stage_end_to_end_img_s`).
 The same decode-only loop in `workers` processes gives the most any stage could reach on these cores
 (`parallel_ceiling`: its per-process rate over the one-process rate; shared caches, memory bandwidth and
-hyperthreads keep it below 1). `load` is the 1-minute load average: above the core count, other work shared
+hyperthreads keep it below 1). The stage also resamples every image: CPU time per image (process time, so
+other work on the machine barely moves it) of the decode-only loop and of the stage's per-image work
+(`decode_one`: decode + resample) give `work_ratio` = decode CPU / stage CPU, and `bound` = parallel_ceiling x
+work_ratio is the highest ratio a stage doing that work could reach here, however little else it spends. `load` is the 1-minute load average: above the core count, other work shared
 the cores and the rates are low.
 
 Memory: the stage over n/4 and over n images, each in a fresh interpreter, peak of the parent and all its
@@ -33,7 +36,9 @@ import argparse
 import multiprocessing
 import os
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -66,6 +71,14 @@ def decode_only(paths: list[Path]) -> None:
         decode_only_one(path)
 
 
+def cpu_ms_per_image(work: Callable[[Path], object], paths: list[Path]) -> float:
+    """CPU milliseconds per image of `work` in this process (all its threads), robust to other load."""
+    start = time.process_time()
+    for path in paths:
+        work(path)
+    return (time.process_time() - start) / len(paths) * 1000
+
+
 def decode_only_parallel(paths: list[Path], workers: int) -> None:
     """Nothing but decoding in `workers` processes: how far the cores themselves scale (shared caches, memory
     bandwidth, hyperthreads), the ceiling for any decoding stage. Forked workers start in milliseconds."""
@@ -96,8 +109,10 @@ def time_decoding(paths: list[Path], size: int, workers: int, rounds: int, out: 
     """Interleaved rounds of the decode-only loop (one process, then `workers`), a pool start-up (one image per
     worker) and the stage over every path; rates from the medians."""
     run_stage(paths[:workers], size, workers, out)  # starts the forkserver, which a stage run does once
-    baseline_s, parallel_s, start_s, stage_s = [], [], [], []
+    baseline_s, parallel_s, start_s, stage_s, decode_cpu, stage_cpu = [], [], [], [], [], []
     for round_number in range(rounds):
+        decode_cpu.append(cpu_ms_per_image(decode_only_one, paths))
+        stage_cpu.append(cpu_ms_per_image(lambda path: decode_one((str(path), size)), paths))
         baseline_s.append(seconds(lambda: decode_only(paths)))
         parallel_s.append(seconds(lambda: decode_only_parallel(paths, workers)))
         start_s.append(seconds(lambda: run_stage(paths[:workers], size, workers, out)))
@@ -113,6 +128,8 @@ def time_decoding(paths: list[Path], size: int, workers: int, rounds: int, out: 
         "decode_only_parallel_img_s": len(paths) / median(parallel_s),
         "stage_end_to_end_img_s": len(paths) / median(stage_s),
         "pool_start_s": median(start_s),
+        "decode_cpu_ms": median(decode_cpu),
+        "stage_work_cpu_ms": median(stage_cpu),
     }
 
 
@@ -157,12 +174,16 @@ def main() -> None:
         load = machine_load()
         ratio = speed["stage_img_s"] / args.workers / speed["decode_only_img_s"]
         ceiling = speed["decode_only_parallel_img_s"] / args.workers / speed["decode_only_img_s"]
+        work_ratio = speed["decode_cpu_ms"] / speed["stage_work_cpu_ms"]
         print(f"decode-only {speed['decode_only_img_s']:.1f} img/s in one process, "
               f"{speed['decode_only_parallel_img_s']:.1f} in {args.workers} (x{ceiling:.2f} per process: the ceiling); "
               f"stage {speed['stage_img_s']:.1f} img/s steady ({speed['stage_img_s'] / args.workers:.1f} per worker: "
               f"x{ratio:.2f}), "
               f"{speed['stage_end_to_end_img_s']:.1f} img/s with its {speed['pool_start_s']:.2f} s pool start-up; "
               f"machine load {load:.1f} on {os.cpu_count()} cores", flush=True)
+        print(f"CPU per image: decode {speed['decode_cpu_ms']:.1f} ms, decode + resample to {args.size} px "
+              f"{speed['stage_work_cpu_ms']:.1f} ms (x{work_ratio:.2f}); bound for the ratio here: "
+              f"{ceiling:.2f} x {work_ratio:.2f} = {ceiling * work_ratio:.2f}", flush=True)
         memory = measure_memory(png_dir, n_small, n_large, args.size, args.workers)
     print("peak memory of the stage, parent + workers: "
           + describe_memory(memory, f"{n_small} images", f"{n_large} images"), flush=True)
@@ -172,6 +193,10 @@ def main() -> None:
         "decode_only_img_s": speed["decode_only_img_s"],
         "decode_only_parallel_img_s": speed["decode_only_parallel_img_s"],
         "parallel_ceiling": ceiling,
+        "decode_cpu_ms": speed["decode_cpu_ms"],
+        "stage_work_cpu_ms": speed["stage_work_cpu_ms"],
+        "work_ratio": work_ratio,
+        "bound": ceiling * work_ratio,
         "stage_end_to_end_img_s": speed["stage_end_to_end_img_s"],
         "pool_start_s": speed["pool_start_s"],
         "load": load,

@@ -17,7 +17,7 @@ import pytest
 
 RESULT = re.compile(r"RESULT (?P<name>[a-z_]+) ratio=(?P<ratio>\S+)(?P<figures>(?: [a-z0-9_]+=\S+)+)")
 REQUIRED = {
-    "decode": ["stage_img_s", "workers", "decode_only_img_s", "rss_small_mb", "rss_large_mb", "rss_growth"],
+    "decode": ["stage_img_s", "workers", "decode_only_img_s", "bound", "rss_small_mb", "rss_large_mb", "rss_growth"],
     "loader": ["store_img_s", "png_img_s", "rss_small_mb", "rss_large_mb"],
 }
 
@@ -54,6 +54,7 @@ def test_quick_run_ends_with_one_well_formed_result_line(project_root, tmp_path,
     assert figures["flat"] in {"yes", "no"}
     if name == "decode":  # the ratio is the per-worker stage rate over the one-process decode rate
         expected = numbers["stage_img_s"] / numbers["workers"] / numbers["decode_only_img_s"]
+        assert numbers["bound"] == pytest.approx(numbers["parallel_ceiling"] * numbers["work_ratio"], rel=0.02)
     else:  # the ratio is the store rate over the PNG loader's
         expected = numbers["store_img_s"] / numbers["png_img_s"]
     assert ratio == pytest.approx(expected, rel=0.02)

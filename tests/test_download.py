@@ -8,6 +8,8 @@ import io
 import os
 import re
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -19,6 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pytest
 
+import cxrbench
 from cxrbench.acquire import download, fetch_nih, safe_extract
 from cxrbench.acquire.nih_archives import (
     ARCHIVES,
@@ -440,3 +443,130 @@ def test_extraction_is_idempotent_and_repairs_missing_or_short_files(tmp_path: P
     assert all(f.read_bytes() == members[n] for f, n in zip(files, names))
     assert [os.stat(f).st_ino for f in files[2:]] == inodes[2:]  # same size: skipped, not rewritten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images_001.tar.gz", "nih"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small synthetic NIH release (metadata + images/) and Google labels for it, written once."""
+    from cxrbench.synthetic import write_google_labels, write_nih
+
+    root = tmp_path_factory.mktemp("release")
+    write_nih(root / "nih", n_patients=8, max_followups=2, test_fraction=0.25, seed=3, min_prevalence=0.0)
+    write_google_labels(root / "google", root / "nih", test_images=2, validation_images=2, all_findings_images=2, seed=3)
+    return root / "nih", root / "google"
+
+
+def _serve_mirror(http_server: FileServer, release: Path, tmp_path: Path) -> tuple[list[bytes], Path]:
+    """Serve the release's images as two archives (part1.gz, part2.gz) and its metadata files; return the
+    archives and the mirror's archive table."""
+    images = sorted((release / "images").glob("*.png"))
+    halves = [images[: len(images) // 2], images[len(images) // 2:]]
+    archives = [make_tar_gz({f"images/{p.name}": p.read_bytes() for p in half}) for half in halves]
+    http_server.files.update({f"part{k}.gz": data for k, data in enumerate(archives, 1)})
+    http_server.files.update({name: (release / name).read_bytes() for name in METADATA_FILES})
+    table = tmp_path / "mirror_archives.csv"
+    table.write_text("number,url_suffix,size,md5\n" + "".join(
+        f"{k},part{k}.gz,{len(data)},{md5_of(data)}\n" for k, data in enumerate(archives, 1)))
+    return archives, table
+
+
+def _run_acquire_nih(work: Path, overrides: list[str]) -> subprocess.CompletedProcess:
+    from cxrbench import config
+
+    (work / "params.yaml").write_text(config.compose_yaml(overrides))
+    env = {**os.environ, "PYTHONPATH": str(Path(cxrbench.__file__).parents[1])}
+    return subprocess.run([sys.executable, "-m", "cxrbench.stages.acquire_nih"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_acquire_nih_stage_downloads_verifies_unpacks_and_reruns_for_free(
+    http_server: FileServer, synthetic_release: tuple[Path, Path], tmp_path: Path
+) -> None:
+    nih_release, google = synthetic_release
+    images = sorted((nih_release / "images").glob("*.png"))
+    archives, table = _serve_mirror(http_server, nih_release, tmp_path)
+    work = tmp_path / "project"
+    work.mkdir()
+    overrides = ["source=download", "source.jsrt=unused", "source.scr=unused", f"source.google={google}",
+                 f"source.base_url={http_server.url}", f"source.archive_table={table}"]
+
+    first = _run_acquire_nih(work, overrides)
+    assert first.returncode == 0, first.stderr
+    raw, downloads = work / "data/raw/nih", work / "downloads/nih"
+    assert sorted(p.name for p in (raw / "images").iterdir()) == [p.name for p in images]
+    assert all((raw / name).read_bytes() == (nih_release / name).read_bytes() for name in METADATA_FILES)
+    assert (raw / "images" / images[0].name).stat().st_ino == (downloads / "images" / images[0].name).stat().st_ino
+    assert {p.name for p in raw.iterdir()} == {"images", *METADATA_FILES}  # no archives or markers
+    manifest = (work / "data/manifests/nih.csv").read_text()
+    assert manifest.count(",image\n") == len(images) and "images_001.tar.gz" not in manifest
+    assert sorted((work / "data/raw/google").rglob("*.csv")) != []
+
+    requests = len(http_server.requests)
+    second = _run_acquire_nih(work, overrides)
+    assert second.returncode == 0, second.stderr
+    assert len(http_server.requests) == requests  # everything was there and verified: nothing fetched
+    assert (work / "data/manifests/nih.csv").read_text() == manifest
+
+    # The mirror now serves a damaged second archive in place of the one deleted here.
+    for suffix in ("", ".verified"):
+        (downloads / f"images_002.tar.gz{suffix}").unlink()
+    http_server.files["part2.gz"] = bytes(b ^ 0xFF if i == 100 else b for i, b in enumerate(archives[1]))
+    third = _run_acquire_nih(work, overrides)
+    assert third.returncode == 2
+    log = (work / "logs/acquire_nih.log").read_text()
+    assert "images_002.tar.gz is corrupt" in log and "must be fetched again" in log
+    assert sorted(p.name for p in (raw / "images").iterdir()) == [p.name for p in images]  # the good copy stays
+
+
+def test_local_source_with_archives_verifies_and_unpacks_them_once(
+    synthetic_release: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cxrbench.stages.acquire_nih import prepare_nih
+
+    nih_release, _ = synthetic_release
+    images = sorted((nih_release / "images").glob("*.png"))
+    halves = [images[:3], images[3:]]
+    archives = [make_tar_gz({f"images/{p.name}": p.read_bytes() for p in half}) for half in halves]
+    copy = tmp_path / "ChestXray-NIHCC"
+    copy.mkdir()
+    for name in METADATA_FILES:
+        (copy / name).write_bytes((nih_release / name).read_bytes())
+    (copy / "images_001.tar.gz").write_bytes(archives[0])  # the NIH site's name
+    (copy / "images_02.tar.gz").write_bytes(archives[1])  # the batch script's name
+    table = tmp_path / "archives.csv"
+    table.write_text("number,url_suffix,size,md5\n" + "".join(
+        f"{k},unused,{len(data)},{md5_of(data)}\n" for k, data in enumerate(archives, 1)))
+    source = {"kind": "local", "nih": str(copy), "archives": None, "base_url": None, "archive_table": str(table)}
+
+    assert prepare_nih(source) == copy
+    assert sorted(p.name for p in (copy / "images").iterdir()) == [p.name for p in images]
+    unpacked_at = (copy / "images" / images[0].name).stat().st_mtime_ns
+    assert prepare_nih(source) == copy
+    assert (copy / "images" / images[0].name).stat().st_mtime_ns == unpacked_at  # not unpacked again
+
+    damaged = copy / "images_02.tar.gz"
+    damaged.write_bytes(archives[1][:100] + bytes([archives[1][100] ^ 0xFF]) + archives[1][101:])  # same size
+    os.utime(damaged, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new modification time
+    with pytest.raises(DataError, match="images_02.tar.gz does not match"):
+        prepare_nih(source)
+
+
+def test_download_of_a_subset_fetches_and_checks_only_those_archives(
+    http_server: FileServer, synthetic_release: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cxrbench.stages.acquire_nih import prepare_nih
+
+    nih_release, _ = synthetic_release
+    images = sorted((nih_release / "images").glob("*.png"))
+    _, table = _serve_mirror(http_server, nih_release, tmp_path)
+    folder = tmp_path / "downloads"
+    source = {"kind": "download", "nih": str(folder), "archives": [2], "base_url": http_server.url,
+              "archive_table": str(table)}
+
+    assert prepare_nih(source) == folder
+    assert sorted(name for name, _ in http_server.requests) == sorted(["part2.gz", *METADATA_FILES])
+    assert sorted(p.name for p in (folder / "images").iterdir()) == [p.name for p in images[len(images) // 2:]]
+    assert "selects 1 archive(s)" in caplog.text
+
+    with pytest.raises(DataError, match=r"archive\(s\) \[3\], which the archive table does not list"):
+        prepare_nih({**source, "archives": [2, 3]})

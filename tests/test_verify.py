@@ -66,3 +66,22 @@ def test_human_readable_output(capsys, copies):
     assert main(["verify", "scr", str(copies / "scr")]) == 1
     out = capsys.readouterr().out
     assert out.startswith("scr at ") and "problem(s):" in out
+
+
+def test_nih_copy_as_downloaded_archives_is_checked_without_unpacking(capsys, shared_nih, tmp_path):
+    from cxrbench.acquire.nih_archives import ARCHIVES, METADATA_FILES
+
+    for name in METADATA_FILES:
+        (tmp_path / name).symlink_to(shared_nih / name)
+    with open(tmp_path / "images_001.tar.gz", "wb") as sparse:  # the published size; contents are not read
+        sparse.truncate(ARCHIVES[0].size)
+    (tmp_path / "images_02.tar.gz").write_bytes(b"cut short")
+
+    status, result = verify(capsys, "nih", str(tmp_path))
+
+    assert status == 1
+    assert result["found"]["archives"] == ["images_001.tar.gz"] and result["found"]["metadata_rows"] == 112_120
+    problems = "\n".join(result["problems"])
+    assert "images_02.tar.gz: 9 bytes, the published archive has 3952623504" in problems
+    assert "images_003.tar.gz (or images_03.tar.gz) is missing" in problems
+    assert len(result["problems"]) == 11 and "images missing" not in problems  # 10 missing + 1 short; no images/ check

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from cxrbench.acquire.nih_archives import ARCHIVES, find_local_copy
 from cxrbench.datasets import google_labels, jsrt, nih, scr
 from cxrbench.errors import DataError
 
@@ -41,7 +42,31 @@ def _scr(path: Path) -> tuple[dict[str, Any], list[str]]:
     return {**folds, "second_observer": scr.observer2_root(path) is not None}, scr.verify_tree(path)
 
 
+def _nih_archives(path: Path) -> tuple[list[str], list[str]]:
+    """The official image archives in `path` (either accepted name) and problems: missing ones, wrong sizes.
+    Their md5s are checked when the acquire stage unpacks them (hashing 45 GB here would take minutes)."""
+    found, problems = [], []
+    for archive in ARCHIVES:
+        copy = find_local_copy(path, archive)
+        if copy is None:
+            problems.append(f"{path}: archive {archive.file_name} (or {archive.batch_script_name}) is missing")
+        elif copy.stat().st_size != archive.size:
+            problems.append(f"{copy}: {copy.stat().st_size} bytes, the published archive has {archive.size}")
+        else:
+            found.append(copy.name)
+    return found, problems
+
+
 def _nih(path: Path) -> tuple[dict[str, Any], list[str]]:
+    found = _nih_found(path)
+    if not (path / nih.IMAGES_DIR).is_dir() and any(find_local_copy(path, archive) for archive in ARCHIVES):
+        # Archives as downloaded, not unpacked yet (source=local unpacks them): check them and the metadata.
+        found["archives"], problems = _nih_archives(path)
+        return found, problems + nih.verify_tree(path, images=[])
+    return found, nih.verify_tree(path)
+
+
+def _nih_found(path: Path) -> dict[str, Any]:
     found: dict[str, Any] = {"images": len(list((path / nih.IMAGES_DIR).glob("*.png")))}
     entry = nih.find_data_entry(path)
     if entry is not None:
@@ -54,7 +79,7 @@ def _nih(path: Path) -> tuple[dict[str, Any], list[str]]:
     for name in (nih.TRAIN_VAL_LIST, nih.TEST_LIST):
         if (path / name).is_file():
             found[name] = len(nih.read_split_list(path / name))
-    return found, nih.verify_tree(path)
+    return found
 
 
 def _google(path: Path) -> tuple[dict[str, Any], list[str]]:

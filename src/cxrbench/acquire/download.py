@@ -124,11 +124,21 @@ def fetch_nih(
     selected = ARCHIVES if archives is None else [
         entry if isinstance(entry, NihArchive) else archive_by_number(entry) for entry in archives
     ]
+    return fetch_archives(dest_dir, selected, base_url, progress) + fetch_metadata(dest_dir, base_url, progress)
+
+
+def fetch_archives(dest_dir: Path, archives: Iterable[NihArchive], base_url: str | None, progress: bool) -> list[Path]:
+    """Each archive verified in `dest_dir` (a copy there under either name is checked, not fetched again)."""
     fetched: list[Path] = []
-    for archive in selected:
+    for archive in archives:
         target = find_local_copy(dest_dir, archive) or dest_dir / archive.file_name
         fetched.append(download(archive.url(base_url), target, size=archive.size, md5=archive.md5, progress=progress))
+    return fetched
 
+
+def fetch_metadata(dest_dir: Path, base_url: str | None, progress: bool) -> list[Path]:
+    """The metadata files in `dest_dir`: from the mirror at `base_url`, else placed there by hand."""
+    fetched: list[Path] = []
     missing: list[str] = []
     for name in METADATA_FILES:
         target = dest_dir / name

@@ -1,22 +1,43 @@
-"""Bringing a user's verified copy into data/raw without doubling disk use."""
+"""What the acquire stages share: their paired raw outputs with manifests, and linking a user's copy in."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
+
+from cxrbench.fileio import atomic_path
+from cxrbench.manifest import write_manifest
 
 log = logging.getLogger(__name__)
+RAW = Path("data/raw")
+MANIFESTS = Path("data/manifests")
 
 
-def link_tree(source: Path, dest: Path) -> None:
-    """Mirror `source` into `dest` with hard links (same file system: no extra disk), else copies.
+@contextmanager
+def acquire_pair(*datasets: tuple[str, Callable[[Path], str]]) -> Iterator[list[Path]]:
+    """Yield a fresh folder per (dataset, role_of); when the body succeeds, write each one's manifest
+    (data/manifests/<dataset>.csv) and publish them all as data/raw/<dataset> (atomically, each)."""
+    with ExitStack() as stack:
+        folders = [stack.enter_context(atomic_path(RAW / name, is_dir=True)) for name, _ in datasets]
+        yield folders
+        for folder, (name, role_of) in zip(folders, datasets):
+            write_manifest(folder, MANIFESTS / f"{name}.csv", role_of)
+
+
+def link_tree(source: Path, dest: Path, files: list[Path] | None = None) -> None:
+    """Mirror `files` (default: every file under `source`) into `dest` with hard links (same file system:
+    no extra disk), else copies.
 
     DVC then caches the files with its configured link type (see README, "Large datasets").
     """
+    if files is None:
+        files = sorted(p for p in source.rglob("*") if p.is_file())
     copied = 0
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+    for path in files:
         target = dest / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

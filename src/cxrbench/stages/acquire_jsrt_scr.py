@@ -1,6 +1,6 @@
 """Stage acquire_jsrt_scr: the JSRT radiographs with their clinical metadata, and the SCR masks.
 
-source.kind=synthetic writes phantoms in the exact JSRT/SCR formats; source.kind=local verifies the user's
+source.kind=synthetic writes phantoms in the exact JSRT/SCR formats; every other kind verifies the user's
 registered copies (both datasets forbid redistribution, so they are never downloaded) and links them in.
 Writes data/raw/{jsrt,scr} and data/manifests/{jsrt,scr}.csv.
 """
@@ -11,21 +11,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cxrbench.fileio import atomic_path
-from cxrbench.manifest import role_by_suffix, write_manifest
+from cxrbench.manifest import role_by_suffix
 from cxrbench.stages._app import run_stage
-from cxrbench.stages._local import link_tree
+from cxrbench.stages._local import acquire_pair, link_tree
 
 log = logging.getLogger(__name__)
-RAW = Path("data/raw")
-MANIFESTS = Path("data/manifests")
 JSRT_ROLES = role_by_suffix({".img": "image", ".dcm": "image"})
 SCR_ROLES = role_by_suffix({".gif": "mask", ".pfs": "landmarks"})
 
 
 def acquire(params: dict[str, Any]) -> None:
     source = params["source"]
-    with atomic_path(RAW / "jsrt", is_dir=True) as jsrt_dir, atomic_path(RAW / "scr", is_dir=True) as scr_dir:
+    with acquire_pair(("jsrt", JSRT_ROLES), ("scr", SCR_ROLES)) as (jsrt_dir, scr_dir):
         if source["kind"] == "synthetic":
             from cxrbench.synthetic import write_jsrt_scr
 
@@ -39,8 +36,6 @@ def acquire(params: dict[str, Any]) -> None:
             scr.require_tree(Path(source["scr"]), jsrt.CASES)
             link_tree(Path(source["jsrt"]), jsrt_dir)
             link_tree(Path(source["scr"]), scr_dir)
-        write_manifest(jsrt_dir, MANIFESTS / "jsrt.csv", JSRT_ROLES)
-        write_manifest(scr_dir, MANIFESTS / "scr.csv", SCR_ROLES)
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
 """Stage acquire_nih: NIH ChestX-ray14 (images, Data_Entry, BBox_List, split lists) and Google's expert labels.
 
-source.kind=synthetic writes phantoms in the exact published formats; source.kind=local verifies a user's
-copy (NIH images are public domain and may also be downloaded with `cxrbench download nih`).
+source.kind=synthetic writes phantoms in the exact published formats. The other kinds make `source.nih` a
+complete NIH folder (see cxrbench.acquire.nih_tree), verify it and hard-link it in: `local` takes the user's copy
+(unpacked images/ or the archives as downloaded), `download` fetches the archives first (verified, resumable,
+kept so a rerun fetches nothing), `gcs` copies the PNGs from Google's Requester Pays bucket. Google's labels are
+always a local copy: they are released through a Google form, not a download link.
 Writes data/raw/{nih,google} and data/manifests/{nih,google}.csv.
 """
 
@@ -11,21 +14,63 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cxrbench.fileio import atomic_path
-from cxrbench.manifest import role_by_suffix, write_manifest
+from cxrbench.errors import DataError
+from cxrbench.manifest import role_by_suffix
 from cxrbench.stages._app import run_stage
-from cxrbench.stages._local import link_tree
+from cxrbench.stages._local import acquire_pair, link_tree
 
 log = logging.getLogger(__name__)
-RAW = Path("data/raw")
-MANIFESTS = Path("data/manifests")
 NIH_ROLES = role_by_suffix({".png": "image", ".txt": "split_list"})
 GOOGLE_ROLES = role_by_suffix({".csv": "labels"}, default="documentation")
+GOOGLE_LABELS_PAGE = "https://cloud.google.com/healthcare/docs/resources/public-datasets/nih-chest"
+
+
+def prepare_nih(source: dict[str, Any]) -> Path:
+    """Fetch and unpack what `source` asks for into the folder `source.nih`, verify it, and return it."""
+    from cxrbench.datasets import nih
+
+    folder = Path(source["nih"])
+    if source["kind"] == "gcs":
+        from cxrbench.acquire.gcs import fetch_nih_png
+
+        fetch_nih_png(folder, bucket=source["bucket"], project=source["billing_project"])
+        nih.require_tree(folder)
+        return folder
+
+    from cxrbench.acquire import nih_tree
+    from cxrbench.acquire.download import fetch_archives, fetch_nih
+
+    table = nih_tree.archive_table(source["archive_table"])
+    if source["kind"] == "download":
+        selected = nih_tree.select_archives(table, source["archives"])
+        archives = fetch_nih(folder, archives=selected, base_url=source["base_url"])[: len(selected)]
+    else:  # local: the archives the user has are checked against the table (once: see download.py), not fetched
+        archives = fetch_archives(folder, nih_tree.local_archives(folder, table), None, progress=True)
+    unpacked = nih_tree.unpack_archives(folder, archives)
+    if source["kind"] == "local" or source["archives"] is None:
+        nih.require_tree(folder)  # every image of the split lists
+    else:
+        log.warning("source.archives selects %d archive(s): only their %d images are checked, and decode_nih "
+                    "needs every image in the metadata", len(archives), len(unpacked))
+        nih.require_tree(folder, unpacked)
+    return folder
+
+
+def require_google(path: Path) -> Path:
+    if not path.is_dir():
+        raise DataError(
+            path,
+            "Google's expert labels for NIH are not there: every source kind needs a local copy of them",
+            fix=f"they are released through a Google form, not a direct link: request them from {GOOGLE_LABELS_PAGE} "
+            "and set source.google to the unpacked folder (holding four_findings_expert_labels/ and "
+            "all_findings_expert_labels/)",
+        )
+    return path
 
 
 def acquire(params: dict[str, Any]) -> None:
     source = params["source"]
-    with atomic_path(RAW / "nih", is_dir=True) as nih_dir, atomic_path(RAW / "google", is_dir=True) as google_dir:
+    with acquire_pair(("nih", NIH_ROLES), ("google", GOOGLE_ROLES)) as (nih_dir, google_dir):
         if source["kind"] == "synthetic":
             from cxrbench.synthetic import write_google_labels, write_nih
 
@@ -34,13 +79,12 @@ def acquire(params: dict[str, Any]) -> None:
             write_nih(nih_dir, seed=params["seed"], **scale["nih"])
             write_google_labels(google_dir, nih_dir, seed=params["seed"], **scale["google"])
         else:
-            from cxrbench.datasets import nih
+            from cxrbench.acquire.nih_tree import tree_files
 
-            nih.require_tree(Path(source["nih"]))
-            link_tree(Path(source["nih"]), nih_dir)
-            link_tree(Path(source["google"]), google_dir)
-        write_manifest(nih_dir, MANIFESTS / "nih.csv", NIH_ROLES)
-        write_manifest(google_dir, MANIFESTS / "google.csv", GOOGLE_ROLES)
+            google = require_google(Path(source["google"]))  # before hours of downloading
+            folder = prepare_nih(source)
+            link_tree(folder, nih_dir, tree_files(folder))
+            link_tree(google, google_dir)
 
 
 def main() -> None:

@@ -1,0 +1,58 @@
+"""Stage decode_nih on bad images: quarantined in a listed report with the rest of the store intact, or a failure
+naming every bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrbench import store
+from cxrbench.errors import DataError
+from cxrbench.stages import decode_nih
+
+
+@pytest.fixture(scope="module")
+def raw_nih(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder whose data/raw/nih is a small synthetic release with one truncated PNG and one non-PNG."""
+    from cxrbench.synthetic import write_nih
+
+    project = tmp_path_factory.mktemp("project")
+    raw = project / decode_nih.RAW
+    write_nih(raw, n_patients=3, max_followups=2, test_fraction=0.34, seed=5, min_prevalence=0.0)
+    images = sorted((raw / "images").glob("*.png"))
+    assert len(images) >= 4
+    images[1].write_bytes(images[1].read_bytes()[:5000])  # cut short
+    images[3].write_bytes(b"\xff\xd8\xff\xe0 a JPEG under a PNG name")
+    return project
+
+
+def _params(on_bad_image: str) -> dict:
+    return {"decode": {"nih": {"size": 16, "workers": 1, "on_bad_image": on_bad_image}}}
+
+
+def test_quarantine_lists_bad_images_and_keeps_the_rest(raw_nih: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(raw_nih)
+    images = sorted((decode_nih.RAW / "images").glob("*.png"))
+    bad = {images[1].name, images[3].name}
+
+    decode_nih.decode(_params("quarantine"))
+
+    quarantined = pd.read_csv(decode_nih.STORE / "quarantine.csv")
+    assert set(quarantined["image"]) == bad
+    assert "PNG signature is missing" in quarantined.set_index("image").loc[images[3].name, "problem"]
+    index = store.read_index(decode_nih.STORE)
+    assert dict(zip(index["image"], index["ok"])) == {p.name: int(p.name not in bad) for p in images}
+    pixels = store.open_array(store.find_images(decode_nih.STORE))
+    for row, name in zip(index["row"], index["image"]):
+        expected = np.zeros((16, 16), np.uint8) if name in bad else decode_nih.decode_one((str(images[row]), 16))[0]
+        assert np.array_equal(pixels[row], expected), name
+
+    # With `fail`, the error names both files and the quarantined store from before stays as it was.
+    before = (decode_nih.STORE / "quarantine.csv").read_bytes(), store.find_images(decode_nih.STORE).read_bytes()
+    with pytest.raises(DataError, match="2 images could not be decoded") as caught:
+        decode_nih.decode(_params("fail"))
+    assert all(name in str(caught.value) for name in bad)
+    assert ((decode_nih.STORE / "quarantine.csv").read_bytes(), store.find_images(decode_nih.STORE).read_bytes()) == before
