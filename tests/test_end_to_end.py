@@ -74,12 +74,14 @@ def dvc_repo(tmp_path_factory) -> Path:
 
 def test_snakemake_run_writes_every_output(snakemake_repo):
     for path in ("results/report.html", "results/report.md", "metrics/classifier.json", "metrics/segmenter.json",
-                 "data/store/nih/index.csv", "data/store/jsrt/index.csv", "data/splits/nih.csv", "dvc.lock"):
+                 "data/store/nih/index.csv", "data/store/jsrt/index.csv", "data/splits/nih.csv", "dvc.lock",
+                 "metrics/datasets.json", "results/datasets/nih.json"):
         assert (snakemake_repo / path).is_file(), path
     metrics = json.loads((snakemake_repo / "metrics/classifier.json").read_text())
     assert 0.0 <= metrics["mean_auc"] <= 1.0
     report = (snakemake_repo / "results/report.html").read_text()
     assert "<img" in report and "Per-class ROC AUC" in report and "SYNTHETIC DATA" in report
+    assert "Dataset statistics" in report and "NIH, official split" in report
     for stage in ("acquire_nih", "decode_nih", "train_classifier", "write_report"):
         assert (snakemake_repo / "logs" / f"{stage}.log").read_text().strip()
     leftovers = [p.relative_to(snakemake_repo).as_posix() for pattern in ("outputs", "multirun", "**/.hydra")

@@ -10,7 +10,7 @@ import yaml
 
 from cxrbench import config
 from cxrbench.errors import DataError
-from cxrbench.fileio import atomic_path, sha256_file, write_json, write_text
+from cxrbench.fileio import atomic_path, write_json, write_text
 
 # The stats commands import cxrbench.stats (pandas, matplotlib, OpenCV, pydicom) when they run, so
 # `cxrbench compose` does not pay seconds of imports it never uses.
@@ -37,29 +37,16 @@ def cmd_stats_nih(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from cxrbench import stats
-    from cxrbench.datasets import nih
 
-    entries = nih.read_data_entry(args.metadata)
-    boxes = nih.read_bbox(args.bbox) if args.bbox else None
-    split = stats.read_split_table(args.split) if args.split else None
-    try:
-        statistics = stats.nih_statistics(entries, boxes, split)
-    except ValueError as error:  # only the split can disagree with the metadata
-        raise DataError(args.split, str(error), "use a split table made from this metadata file") from None
-    comparison = stats.compare_with_published(entries)
+    document, comparison = stats.describe_nih(args.metadata, args.bbox, args.split)
+    statistics = document["statistics"]
     print(f"NIH ChestX-ray14 statistics of {args.metadata}\n")
     print(stats.format_nih_statistics(statistics))
     print("\n" + comparison.format())
-    inputs = {"metadata": args.metadata, "bbox": args.bbox, "split": args.split}
-    _write_outputs(args, {
-        "dataset": "nih",
-        "inputs": {role: {"file": Path(path).name, "sha256": sha256_file(path)} for role, path in inputs.items() if path},
-        "statistics": statistics,
-        "published_comparison": comparison.to_dict(),
-    })
+    _write_outputs(args, document)
     if args.figure:
         table = pd.DataFrame.from_dict(statistics["cooccurrence"], orient="index")
-        figure = stats.cooccurrence_figure(table, f"NIH label co-occurrence ({entries.attrs['form']}), images")
+        figure = stats.cooccurrence_figure(table, f"NIH label co-occurrence ({statistics['form']}), images")
         with atomic_path(args.figure) as tmp:
             figure.savefig(tmp, dpi=120)
         print(f"wrote {args.figure}")

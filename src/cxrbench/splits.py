@@ -51,3 +51,38 @@ def require_held_out(labelled: pd.DataFrame, split: pd.DataFrame, source: str | 
             "evaluate only on held-out images: keep these labels with the official test list "
             "(data/raw/nih/test_list.txt) unchanged and rerun split_nih",
         )
+
+
+def random_patient_parts(patients: np.ndarray, fractions: dict[str, float], rng: np.random.Generator,
+                         pinned_test: np.ndarray | list = ()) -> pd.Series:
+    """A seeded random train/val/test part for every unique patient, by patient fractions (CheXNet style).
+
+    `fractions` has train, val and test summing to 1. Patients in `pinned_test` go to test and count towards
+    its share (the rest of test is drawn at random); if they alone exceed it, test is just them. Returns the
+    part indexed by patient, sorted by patient, so the same seed and patients give the same parts.
+    """
+    unique = np.unique(patients)
+    pinned = np.intersect1d(unique, np.asarray(pinned_test, dtype=unique.dtype))
+    n_test = max(int(round(fractions["test"] * len(unique))), len(pinned))
+    n_val = int(round(fractions["val"] * len(unique)))
+    shuffled = rng.permutation(np.setdiff1d(unique, pinned))
+    drawn_test = n_test - len(pinned)
+    parts = pd.Series("train", index=pd.Index(unique, name="patient"), name="part")
+    parts[np.concatenate([pinned, shuffled[:drawn_test]])] = "test"
+    parts[shuffled[drawn_test:drawn_test + n_val]] = "val"
+    return parts
+
+
+def label_disagreements(current: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Images whose label sets differ between two versions of the NIH metadata (as from nih.read_data_entry).
+
+    One row per image of `current` that `other` labels differently or does not list: image, labels (in
+    `current`), other_labels ('' where absent). Label order within Finding Labels does not matter.
+    """
+    def label_sets(table: pd.DataFrame) -> pd.Series:
+        return table.set_index("image")["finding_labels"].str.split("|").map(lambda labels: "|".join(sorted(labels)))
+
+    ours, theirs = label_sets(current), label_sets(other).reindex(current["image"]).fillna("")
+    differs = ours.to_numpy() != theirs.to_numpy()
+    return pd.DataFrame({"image": ours.index[differs], "labels": ours.to_numpy()[differs],
+                         "other_labels": theirs.to_numpy()[differs]})

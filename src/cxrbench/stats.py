@@ -42,6 +42,7 @@ from matplotlib.figure import Figure
 from cxrbench import published, store
 from cxrbench.datasets import jsrt, nih, scr
 from cxrbench.errors import DataError
+from cxrbench.fileio import sha256_file
 
 PUBLISHED_COOCCURRENCE_PATH = Path(published.__file__).with_name("nih_cooccurrence.csv")
 PUBLISHED_SOURCE = "NIH release page (nihcc.app.box.com/v/ChestXray-NIHCC), section A.2, October 2017"
@@ -347,6 +348,28 @@ def compare_with_published(
         (ours - published_matrix).to_numpy(), (our_totals - published_totals).to_numpy(), df.attrs.get("form")
     )
     return CooccurrenceComparison(df.attrs.get("form"), published_matrix, published_totals, ours, our_totals, verdict)
+
+
+def describe_nih(
+    metadata: str | Path, bbox: str | Path | None = None, split: str | Path | None = None
+) -> tuple[dict[str, Any], CooccurrenceComparison]:
+    """Statistics of NIH metadata files as one JSON-ready document (inputs with sha256, statistics, the
+    comparison with the release page), and that comparison. DataError when the split does not fit."""
+    entries = nih.read_data_entry(metadata)
+    boxes = nih.read_bbox(bbox) if bbox else None
+    split_table = read_split_table(split) if split else None
+    try:
+        statistics = nih_statistics(entries, boxes, split_table)
+    except ValueError as error:  # only the split can disagree with the metadata
+        raise DataError(split, str(error), "use a split table made from this metadata file") from None
+    comparison = compare_with_published(entries)
+    inputs = {"metadata": metadata, "bbox": bbox, "split": split}
+    return {
+        "dataset": "nih",
+        "inputs": {role: {"file": Path(path).name, "sha256": sha256_file(path)} for role, path in inputs.items() if path},
+        "statistics": statistics,
+        "published_comparison": comparison.to_dict(),
+    }, comparison
 
 
 def cooccurrence_figure(table: pd.DataFrame, title: str) -> Figure:

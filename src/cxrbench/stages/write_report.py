@@ -1,7 +1,7 @@
 """Stage write_report: one self-contained HTML page (results/report.html) and a Markdown summary
-(results/report.md): dataset counts, splits, training curves, benchmark tables next to the published
-results, ROC curves, example images with their labels and masks, and the parameters and input hashes that
-produced them.
+(results/report.md): dataset counts, how the splits were made, dataset statistics, training curves,
+benchmark tables next to the published results, ROC curves, example images with their labels and masks, and
+the parameters and input hashes that produced them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from cxrbench.report_sections import (
     localisation_examples_figure,
     localisation_table,
 )
+from cxrbench.report_statistics import nih_split_name, splits_section, statistics_section
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,6 @@ def dataset_counts(jsrt_index: pd.DataFrame, nih_index: pd.DataFrame) -> pd.Data
         {"dataset": "NIH ChestX-ray14", "images": len(nih_index), "patients": int(nih_index["patient"].nunique()),
          "detail": f"{int((nih_index[list(LABELS)].sum(axis=1) == 0).sum())} No Finding"},
     ])
-
-
-def label_prevalence(nih_index: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
-    parts = nih_index.merge(split[["image", "part"]], on="image")
-    table = pd.DataFrame({"label": list(LABELS), "all images": nih_index[list(LABELS)].sum().to_numpy()})
-    for part in ("train", "val", "test"):
-        table[part] = parts.loc[parts["part"] == part, list(LABELS)].sum().to_numpy()
-    return table
 
 
 def curves_figure(directory: Path, title: str):
@@ -81,9 +74,9 @@ def roc_figure(roc: pd.DataFrame, metrics: dict):
     return fig
 
 
-def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool, our_split: str) -> pd.DataFrame:
     """Our per-class AUC beside every published row, with the split each used and the difference in mean."""
-    ours = {"source": "cxrbench (this run)", "method": "DenseNet-121", "split": "official",
+    ours = {"source": "cxrbench (this run)", "method": "DenseNet-121", "split": our_split,
             **{label: metrics["per_class"][label]["auc"] for label in LABELS},
             "mean": metrics["mean_auc"], "mean 95% CI": "{:.3f}-{:.3f}".format(*metrics["mean_auc_ci"])}
     rows = [ours]
@@ -93,7 +86,7 @@ def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: boo
         rows.append({"source": source, "method": method, "split": split,
                      **{label: values.get(label, np.nan) for label in LABELS}, "mean": mean,
                      "published - ours": round(mean - metrics["mean_auc"], 3),
-                     "comparable": comparability(split, "official", synthetic)})
+                     "comparable": comparability(split, our_split, synthetic)})
     ours["comparable"] = ""
     return apart_last(pd.DataFrame(rows).astype({label: float for label in LABELS}))
 
@@ -180,15 +173,12 @@ def write(params: dict[str, Any]) -> None:
               "for layout only and are not comparable.") if synthetic else None
     report = Report("cxrbench benchmark report", banner)
     jsrt_index, nih_index = store.read_index("data/store/jsrt"), store.read_index("data/store/nih")
-    nih_split = pd.read_csv("data/splits/nih.csv")
     split_info = json.loads(Path("data/splits/nih.json").read_text())
 
     report.heading("Datasets")
     report.table(dataset_counts(jsrt_index, nih_index), "Counts")
-    report.table(label_prevalence(nih_index, nih_split), "NIH labels per split (images)")
-    report.heading("Splits")
-    report.table(pd.DataFrame([{"part": part, **c} for part, c in split_info["counts"].items()]),
-                 f"NIH: {split_info['method']} (seed {split_info['seed']}, validation fraction {split_info['val_fraction']})")
+    splits_section(report, split_info, jsrt_index)
+    statistics_section(report, "results/datasets")
 
     report.heading("Training")
     report.figure(curves_figure(Path("dvclive/classifier"), "NIH classifier"), "NIH classifier: loss and validation AUC per epoch")
@@ -197,7 +187,7 @@ def write(params: dict[str, Any]) -> None:
     report.heading("NIH ChestX-ray14 classification")
     metrics = json.loads(Path("metrics/classifier.json").read_text())
     published = load_published(task="nih_classification")
-    report.table(classifier_comparison(metrics, published, synthetic),
+    report.table(classifier_comparison(metrics, published, synthetic, nih_split_name(split_info)),
                  f"Per-class ROC AUC on {metrics['test_images']} test images (95% bootstrap CI of the mean, "
                  f"{metrics['bootstrap']['resamples']} resamples of {metrics['bootstrap']['unit']}s) beside published results")
     report.figure(roc_figure(pd.read_csv("plots/classifier_roc.csv"), metrics), "ROC curves on the test part")

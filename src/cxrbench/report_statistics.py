@@ -1,0 +1,135 @@
+"""Report sections on the datasets and the splits: how each split was made (data/splits/nih.json, the SCR
+folds) and the describe_datasets statistics (results/datasets/*.json) as tables and figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from cxrbench.datasets.nih import LABELS
+from cxrbench.report import Report
+from cxrbench.stats import cooccurrence_figure
+
+OFFICIAL = "official"
+PARTS = ("train", "val", "test")
+
+
+def nih_split_name(info: dict[str, Any]) -> str:
+    """The split our NIH results are on, in published/results.yaml's vocabulary where it truly is one of them:
+    'official' only for the official lists with every view and every image; a random draw of ours is never
+    the authors' random split."""
+    if info["scheme"] != OFFICIAL:
+        return "random_patient (this run's own draw)"
+    restrictions = [f"{'+'.join(info['views'])} only"] if set(info["views"]) != {"PA", "AP"} else []
+    if "labels_agree_with" in info:
+        restrictions.append(f"labels agreeing with {info['labels_agree_with']['file']}")
+    return OFFICIAL + (f" ({', '.join(restrictions)})" if restrictions else "")
+
+
+def nih_split_method(info: dict[str, Any]) -> str:
+    """One sentence per choice that made the NIH split, from nih.json."""
+    views = "+".join(info["views"])
+    if info["scheme"] == OFFICIAL:
+        text = (f"NIH, official split: test = test_list.txt; validation = {info['val_fraction']:.0%} of the patients "
+                f"of train_val_list.txt drawn with seed {info['seed']} (stream {info['seed_stream']}); views {views}.")
+    else:
+        shares = "/".join(f"{100 * info['fractions_of_patients'][p]:g}" for p in ("train", "val", "test"))
+        pinned = "; ".join(f"{name} ({s['images']} images, {s['patients']} patients)"
+                           for name, s in info["pinned_to_test"].items())
+        text = (f"NIH, random split by patient (CheXNet style): train/val/test {shares}% of the patients, seed "
+                f"{info['seed']} (stream {info['seed_stream']}); views {views}. Pinned to test, because they are "
+                f"scored later: {pinned or 'none found'}.")
+    if "labels_agree_with" in info:
+        agree = info["labels_agree_with"]
+        text += (f" Left out: {agree['images_excluded']} images whose labels in {agree['current']} differ from "
+                 f"{agree['file']}.")
+    return text + " Source files and their sha256 are in data/splits/nih.json."
+
+
+def splits_section(report: Report, info: dict[str, Any], scr_index: pd.DataFrame) -> None:
+    report.heading("Splits")
+    report.table(pd.DataFrame([{"part": part, **counts} for part, counts in _in_part_order(info["counts"])]),
+                 nih_split_method(info))
+    folds = scr_index.groupby("fold").size()
+    report.paragraph("SCR: the two published folds (odd / even JSRT case numbers), "
+                     + ", ".join(f"fold {fold}: {n} cases" for fold, n in folds.items())
+                     + "; each fold is the test set once.")
+
+
+def _in_part_order(per_part: dict[str, Any]) -> list[tuple[str, Any]]:
+    """train, val, test first (JSON files keep keys sorted), then any other part."""
+    return sorted(per_part.items(), key=lambda item: (PARTS.index(item[0]) if item[0] in PARTS else len(PARTS), item[0]))
+
+
+def nih_summary_table(stats: dict[str, Any]) -> pd.DataFrame:
+    age, images = stats["age"], stats["images"]
+    rows = {
+        "images": images, "patients": stats["patients"], "No Finding": stats["no_finding"],
+        **{f"view {k}": n for k, n in stats["views"].items()}, **{f"sex {k}": n for k, n in stats["sex"].items()},
+        "age median (years)": age["plausible"]["median"], "ages unknown": age["unknown"],
+        f"impossible ages (> {age['impossible']['threshold_years']} years)": age["impossible"]["count"],
+    }
+    return pd.DataFrame({"": list(rows), "value": pd.Series(list(rows.values()), dtype=object)})
+
+
+def nih_class_table(stats: dict[str, Any]) -> pd.DataFrame:
+    """Per class: images, share, patients and the prevalence in each part of the split (%)."""
+    table = pd.DataFrame({"images": stats["class_totals"], "patients": stats["patients_per_class"]}).loc[list(LABELS)]
+    table.insert(1, "% of images", 100 * table["images"] / max(stats["images"], 1))
+    for part, part_stats in _in_part_order(stats["splits"]["parts"]):
+        table[f"{part} %"] = [100 * part_stats["prevalence"][label] for label in table.index]
+    return table.rename_axis("label").reset_index()
+
+
+def age_histogram(age: dict[str, Any], title: str):
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(list(age["bins"]), list(age["bins"].values()), color="steelblue")
+    ax.set(xlabel="age (years)", ylabel="images", title=title)
+    ax.tick_params(axis="x", labelrotation=45)
+    return fig
+
+
+def _square(nested: dict[str, dict[str, int]]) -> pd.DataFrame:
+    return pd.DataFrame.from_dict(nested, orient="index")
+
+
+def statistics_section(report: Report, directory: str | Path) -> None:
+    """The describe_datasets outputs: NIH tables, age histogram, co-occurrence heat maps and the comparison
+    with the release page; JSRT nodules; SCR object areas per fold."""
+    directory = Path(directory)
+    nih_doc = json.loads((directory / "nih.json").read_text())
+    jsrt_stats = json.loads((directory / "jsrt.json").read_text())["statistics"]
+    scr_stats = json.loads((directory / "scr.json").read_text())["statistics"]
+    stats, comparison = nih_doc["statistics"], nih_doc["published_comparison"]
+    form = stats["form"]
+
+    report.heading("Dataset statistics")
+    report.table(nih_summary_table(stats), f"NIH ChestX-ray14 ({nih_doc['inputs']['metadata']['file']}, form {form})")
+    report.table(nih_class_table(stats), "NIH labels: images and patients per class, prevalence per split part")
+    report.table(pd.DataFrame({"labels per image": list(stats["labels_per_image"]),
+                               "images": list(stats["labels_per_image"].values())}),
+                 "NIH labels per image (0 = No Finding)")
+    report.figure(age_histogram(stats["age"], "NIH patient age per image"),
+                  "NIH ages by decade; impossible ages are counted in the table above, not binned")
+    report.figure(cooccurrence_figure(_square(stats["cooccurrence"]), f"NIH label co-occurrence ({form}), images"),
+                  "Images carrying both labels; the diagonal is the class totals")
+    report.figure(cooccurrence_figure(_square(comparison["difference"]), "Ours - NIH release page"),
+                  "Co-occurrence minus the release page's table (its diagonal: images with only that label)")
+    report.paragraph(f"Against the NIH release page: {comparison['verdict']}")
+
+    subtlety = _square(jsrt_stats["subtlety_by_malignancy"]).rename_axis("subtlety").reset_index()
+    report.table(subtlety, f"JSRT: {jsrt_stats['nodule_cases']} nodule cases by subtlety and malignancy "
+                           f"({jsrt_stats['non_nodule_cases']} cases without a nodule)")
+    size = jsrt_stats["size_mm"]
+    report.table(pd.DataFrame({"size (mm)": list(size["bins"]), "nodules": list(size["bins"].values())}),
+                 f"JSRT nodule size ({size['unknown']} unknown)")
+    report.table(pd.DataFrame({"location": list(jsrt_stats["location"]), "nodules": list(jsrt_stats["location"].values())}),
+                 "JSRT nodule location")
+    areas = pd.DataFrame({f"{group} ({g['cases']} cases)": {obj: s["mean"] for obj, s in g["area_mm2"].items()}
+                          for group, g in scr_stats["groups"].items()})
+    report.table(areas.rename_axis("object").reset_index(), "SCR object areas, mean mm^2 per fold")
+
