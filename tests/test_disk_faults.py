@@ -11,6 +11,7 @@ full-disk test skips and the unwritable one uses file modes instead of a read-on
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ import pytest
 
 from cxrbench import config
 from cxrbench.fileio import atomic_path
+from cxrbench.stages._app import explain_os_error
 from test_end_to_end import ROOT, output_hashes
 
 STAGE = "acquire_nih"
@@ -158,3 +160,17 @@ def test_temporary_sibling_of_a_killed_writer_is_removed_by_the_next_write(tmp_p
         tmp.write_text("good")
     assert final.read_text() == "good"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *(p.name for p in in_use)])
+
+
+@pytest.mark.parametrize("code, problem, fix", [
+    (errno.ENOSPC, "the disk is full", "free space on the file system holding results ("),
+    (errno.EACCES, "this user may not write or read it", "make results writable by this user"),
+    (errno.EROFS, "the file system is mounted read-only", "remount the file system holding results read-write"),
+    (errno.ENOENT, "missing", "run the stages before this one first"),
+    (errno.EIO, "OSError: Input/output error", "check the file and the disk holding results"),
+])
+def test_every_file_system_error_names_the_file_and_what_to_do(tmp_path, monkeypatch, code, problem, fix):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    message = str(explain_os_error(OSError(code, os.strerror(code), "results/report.html")))
+    assert message.startswith(f"results/report.html: {problem}") and f"\n  what to do: {fix}" in message, message

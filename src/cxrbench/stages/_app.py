@@ -4,8 +4,8 @@
 unknown key is refused), validates the result against the schema, and runs the stage. No Hydra output folder
 is created and the working directory is not changed. Each stage logs to stderr and to logs/<name>.log.
 
-A stage that fails on bad input (DataError) or on the file system (OSError: a full disk, a directory it may not
-write, a read-only mount) logs one message naming the file, the problem and what to do, and exits non-zero
+A stage that fails on bad input (DataError) or on a file (an OSError naming it: a full disk, a directory it may
+not write, a read-only mount) logs one message naming the file, the problem and what to do, and exits non-zero
 (2 and 3). Outputs are written with `fileio.atomic_path`, so such a failure leaves the earlier outputs as
 they were.
 """
@@ -59,6 +59,8 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], None]) -> None:
             log.error("%s", err)
             sys.exit(EXIT_BAD_INPUT)
         except OSError as err:
+            if err.filename is None:  # not about a file (a network error, say): the traceback says more
+                raise
             log.error("%s", explain_os_error(err))
             sys.exit(EXIT_FILE_SYSTEM)
         log.info("stage %s finished", name)
@@ -67,9 +69,9 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], None]) -> None:
 
 
 def explain_os_error(err: OSError) -> DataError:
-    """The file, the problem and what to do for a failure of the file system (the shape of a DataError)."""
-    path = Path(err.filename) if err.filename is not None else None
-    folder = _nearest_existing_folder(path) if path is not None else Path.cwd()
+    """The file, the problem and what to do for an OSError on a file (the shape of a DataError)."""
+    path = Path(err.filename)
+    folder = _nearest_existing_folder(path)
     kept = "; the earlier outputs were left as they were"
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         free_mb = shutil.disk_usage(folder).free / 2**20
@@ -88,7 +90,7 @@ def explain_os_error(err: OSError) -> DataError:
         return DataError(path, f"missing: {err.strerror}",
                          "run the stages before this one first (`snakemake --cores N` or `dvc repro`), or fix "
                          "the path in the configuration")
-    return DataError(path, f"the file system failed: {err.strerror or err}",
+    return DataError(path, f"{type(err).__name__}: {err.strerror or err}",
                      f"check the file and the disk holding {folder} (`dmesg` shows I/O errors), then run the "
                      f"stage again{kept}")
 
