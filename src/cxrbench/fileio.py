@@ -7,32 +7,95 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+PARTIAL_SUFFIX = ".partial"
 
 
 @contextlib.contextmanager
 def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling path; on success rename it over `final`, on failure remove it.
 
-    The temporary name sits in the same directory so the rename is atomic on POSIX.
+    The temporary name sits in the same directory so the rename is atomic on POSIX. It is hidden, ends in
+    `.partial` and names this host and process, so that a later write of the same output can remove what a
+    killed writer left (see `remove_stale_partials`). An OSError without a file name (a full disk reports
+    none) is given the path being written, so the error says where it happened.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the user's usual permissions
-    target = tmp if is_dir else tmp / final.name
+    remove_stale_partials(final)
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_partial_prefix(final)}{socket.gethostname()}.{os.getpid()}.",
+                                    suffix=PARTIAL_SUFFIX, dir=final.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the user's usual permissions
+        target = tmp if is_dir else tmp / final.name
         yield target
         if final.is_dir() and not final.is_symlink():
             shutil.rmtree(final)
-        elif final.exists() or final.is_symlink():
-            final.unlink()
+        elif is_dir and (final.exists() or final.is_symlink()):
+            final.unlink()  # os.replace puts a file over a file atomically; a folder needs the name free
         os.replace(target, final)
+    except OSError as err:
+        _name_the_output(err, final, tmp, is_dir)
+        raise
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _name_the_output(err: OSError, final: Path, tmp: Path | None, is_dir: bool) -> None:
+    """Make `err` name the output being written rather than its temporary name (or nothing, as ENOSPC does)."""
+    if err.filename is None or tmp is None:
+        err.filename = str(final)
+    elif is_dir and str(err.filename).startswith(str(tmp)):
+        err.filename = str(final / Path(err.filename).relative_to(tmp))
+    elif str(err.filename).startswith(str(tmp)):
+        err.filename = str(final)
+
+
+def _partial_prefix(final: Path) -> str:
+    return f".{final.name}."
+
+
+def remove_stale_partials(final: Path) -> list[Path]:
+    """Remove temporary siblings of `final` whose writer (a process on this host) no longer exists.
+
+    A SIGKILL or power loss leaves them behind; nothing reads them (they never carry the final name). Those of
+    live processes and of other hosts (a cluster's shared disk) are left alone: they may still be written.
+    Inside another write's temporary folder there is nothing stale to look for (and files are written there by
+    the thousand), so that is skipped.
+    """
+    removed = []
+    if any(part.endswith(PARTIAL_SUFFIX) for part in final.parent.parts):
+        return removed
+    prefix = _partial_prefix(final)
+    with contextlib.suppress(FileNotFoundError):
+        for sibling in final.parent.iterdir():
+            name = sibling.name
+            if not (name.startswith(prefix) and name.endswith(PARTIAL_SUFFIX)):
+                continue
+            writer = name[len(prefix):-len(PARTIAL_SUFFIX)].rsplit(".", 2)  # host, pid, mkdtemp's random part
+            if len(writer) != 3:
+                continue
+            host, pid, _ = writer
+            if host == socket.gethostname() and pid.isdigit() and not _process_exists(int(pid)):
+                shutil.rmtree(sibling, ignore_errors=True)
+                removed.append(sibling)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, but another user's
+    return True
 
 
 def _umask() -> int:

@@ -4,12 +4,14 @@ batches read from the store, per-epoch metrics through dvclive, and resumable ch
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
 import torch
 
@@ -70,14 +72,38 @@ def ordered_batches(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
 
 def to_input(pixels: np.ndarray, max_value: float, mean: float, std: float, device: torch.device,
              channels_last: bool = False) -> torch.Tensor:
-    """(B, H, W) store pixels -> (B, 1, H, W) standardised float on the device (the bytes travel as
-    uint8/uint16 through pinned memory; scaling happens on the device)."""
-    x = torch.from_numpy(np.ascontiguousarray(pixels))
-    if device.type == "cuda":
-        x = x.pin_memory()
-    x = x.to(device, non_blocking=True).float().unsqueeze(1)
-    x = (x / max_value - mean) / std
+    """(B, H, W) store pixels -> (B, 1, H, W) standardised float on the device.
+
+    On CUDA the bytes travel as uint8/uint16 through pinned memory and are scaled on the device. On the CPU an
+    integer store is standardised by table lookup: one pass and one allocation instead of four of each (the
+    CPU input path's cost), with the table computed by the same float32 operations, so the bits are the same.
+    """
+    if device.type == "cpu" and pixels.dtype in (np.uint8, np.uint16):
+        table = _standardised_values(pixels.dtype.str, max_value, mean, std)
+        x = torch.from_numpy(_look_up(np.ascontiguousarray(pixels), table)).unsqueeze(1)
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(pixels))
+        if device.type == "cuda":
+            x = x.pin_memory()
+        x = _standardise(x.to(device, non_blocking=True).float().unsqueeze(1), max_value, mean, std)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _standardise(x: torch.Tensor, max_value: float, mean: float, std: float) -> torch.Tensor:
+    return (x / max_value - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def _standardised_values(dtype: str, max_value: float, mean: float, std: float) -> np.ndarray:
+    """`_standardise` of every value the integer dtype can hold, as float32 (256 or 65,536 entries)."""
+    values = torch.arange(np.iinfo(dtype).max + 1, dtype=torch.float32)
+    return _standardise(values, max_value, mean, std).numpy()
+
+
+def _look_up(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:  # OpenCV's LUT: vectorised, several times faster than numpy's take
+        return cv2.LUT(pixels.reshape(-1, pixels.shape[-1]), table).reshape(pixels.shape)
+    return np.take(table, pixels)
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
