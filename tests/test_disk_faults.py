@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
 
-from cxrbench import config
+from cxrbench import config, store
 from cxrbench.fileio import atomic_path
 from cxrbench.stages._app import explain_os_error
 from test_end_to_end import ROOT, output_hashes
@@ -103,6 +104,15 @@ def test_full_disk_fails_clearly_and_keeps_earlier_outputs(good_run, tmp_path):
         assert_failed_clearly(failed, workspace, ["data/raw/nih/images/", "the disk is full",
                                                   "free space on the file system holding data/raw"])
         assert_untouched(workspace, before)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_store_larger_than_the_free_space_is_refused_before_decoding(tmp_path):
+    # without reserving its blocks the memory-mapped store would be created (sparse) and its writer die of SIGBUS
+    with tmpfs(tmp_path / "disk", 2) as disk:
+        with pytest.raises(OSError) as refused:
+            store.create(disk / "images_128.npy", (200, 128, 128), np.uint8)  # 3.2 MB on a 2 MB disk
+        assert refused.value.errno == errno.ENOSPC
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ flat as the dataset grows) and the bytes depend only on the pixels.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,15 @@ def find_masks(store_dir: str | Path) -> Path:
 
 
 def create(path: str | Path, shape: tuple[int, ...], dtype) -> np.memmap:
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    """A new .npy array memory-mapped for writing, its disk blocks reserved up front.
+
+    open_memmap makes a sparse file; writing rows into it on a full disk kills the writer with SIGBUS, with no
+    message. Reserving the space first turns that into an OSError (ENOSPC) here, before any decoding.
+    """
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    with open(path, "r+b") as handle:
+        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    return array
 
 
 def open_array(path: str | Path) -> np.ndarray:
