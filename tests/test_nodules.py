@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from cxrbench import nodules, store
+from cxrbench import config, nodules, nodules_report, store
 from cxrbench.errors import DataError
 from cxrbench.published import load as load_published
 from cxrbench.stages import evaluate_nodules, split_jsrt, train_nodules
@@ -107,15 +108,32 @@ def test_split_stage_same_seed_same_bytes_other_seed_other_split(tmp_path, monke
     assert outputs["a"] == outputs["b"]
     assert outputs["a"] != outputs["c"]
     other = pd.read_csv(tmp_path / "c/data/splits/jsrt_nodules.csv")
-    split_jsrt.check_folds(other, "other seed")  # different, and just as valid
+    split_jsrt.check_folds(other, index, "other seed")  # different, and just as valid
     assert other.groupby("task")["case"].nunique().to_dict() == {"malignancy": 30, "nodule": 50}
 
 
 def test_leakage_check_names_the_case():
-    table = split_jsrt.make_split(jsrt_index(10, 10), 2, seed=0, source=Path("index.csv"))
+    index = jsrt_index(10, 10)
+    table = split_jsrt.make_split(index, 2, seed=0, source=Path("index.csv"))
     leaked = table.iloc[[0]].assign(fold=lambda t: 3 - t["fold"])
     with pytest.raises(DataError, match=table.iloc[0]["case"]):
-        split_jsrt.check_folds(pd.concat([table, leaked]), "jsrt_nodules.csv")
+        split_jsrt.check_folds(pd.concat([table, leaked]), index, "jsrt_nodules.csv")
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda t: t.iloc[:-1], "missing: {case}"),
+    (lambda t: pd.concat([t, t.iloc[[-1]]]), "listed more than once: {case}"),
+    (lambda t: t.assign(task=[*t["task"].iloc[:-1], "malignancy"]), "not cases of the task: {case}"),
+])
+def test_coverage_check_names_the_case(change, problem):
+    """Each task must list every one of its cases exactly once (here the last row: a normal case of the nodule
+    task, dropped, repeated or moved to the malignancy task)."""
+    index = jsrt_index(10, 10)
+    table = split_jsrt.make_split(index, 2, seed=0, source=Path("index.csv"))
+    task, case = table.iloc[-1][["task", "case"]]
+    assert task == "nodule" and case.startswith("JPCNN")
+    with pytest.raises(DataError, match=problem.format(case=case)):
+        split_jsrt.check_folds(change(table), index, "jsrt_nodules.csv")
 
 
 def test_too_few_cases_for_the_folds_is_a_data_error():
@@ -283,15 +301,16 @@ def test_killed_run_resumes_to_the_same_models(trained, tmp_path, monkeypatch):
 
 def test_report_pieces(trained):
     published = load_published(task="jsrt_nodules")
-    pieces = nodules.report_pieces(published, synthetic=True, root=trained)
+    pieces = nodules_report.report_pieces(published, synthetic=True, root=trained)
     captions = [caption for caption, _ in pieces.tables]
-    assert len(captions) == 3 and "not comparable" in captions[2]
-    classification, froc_by_group, beside = (table for _, table in pieces.tables)
+    assert len(captions) == 4 and "not comparable" in captions[3]
+    folds, classification, froc_by_group, beside = (table for _, table in pieces.tables)
+    assert folds.groupby("task")["cases"].sum().to_dict() == {"malignancy": 8, "nodule": 14}
     metrics = json.loads((trained / "metrics/nodules.json").read_text())
     assert classification["AUC"].iloc[0] == pytest.approx(metrics["classification"]["nodule_classifier"]["auc"])
     assert froc_by_group["nodules"].iloc[0] == "all"
-    assert len(beside) == len(published) and beside["comparable"].str.startswith("no: paper's own protocol").all()
-    assert beside["comparable"].str.endswith("synthetic data").all()
+    assert len(beside) == len(published) and (beside["comparable"] == "no: different split (paper_protocol)").all()
+    assert (beside["our split"] == "jsrt_nodule_folds (synthetic data)").all()
     cad = beside[beside["metric"] == "sensitivity_at_fp_per_image"]
     assert cad["ours"].notna().all()
     np.testing.assert_allclose(cad["ours - published"], cad["ours"] - cad["published"])
@@ -304,3 +323,20 @@ def test_report_pieces(trained):
     assert len(pieces.figures) == 2
     for figure, caption in pieces.figures:
         assert caption and figure.axes
+
+
+# --- parameters ------------------------------------------------------------------------------------------------
+
+def test_nodule_parameters_are_checked_naming_the_key_and_the_allowed_ones():
+    composed = yaml.safe_load(config.compose_yaml())
+    tiny = yaml.safe_load(config.compose_yaml(["experiment=tiny"]))["nodules"]
+    demo = composed["nodules"]
+    assert tiny["folds"] <= demo["folds"] and tiny["heatmap"]["epochs"] < demo["heatmap"]["epochs"]
+    composed["nodules"]["heatmap"]["sigma"] = 2
+    composed["nodules"]["classifier"]["hflip"] = "yes"
+    with pytest.raises(DataError) as err:
+        config.validate(composed, "my.yaml")
+    message = str(err.value)
+    assert "nodules.heatmap" in message and "'sigma' was unexpected" in message
+    assert "allowed: batch_size, channels, epochs, lr, patch, patches_per_case, res_units" in message
+    assert "nodules.classifier.hflip" in message and "boolean" in message

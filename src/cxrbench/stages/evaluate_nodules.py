@@ -10,7 +10,7 @@ candidates, every case scored by the models that did not train on it.
   curve counts its own nodules; candidates on other nodules are neither hits nor false positives there, so all
   curves share the overall false-positive axis).
 Writes metrics/nodules.json (DVC metrics), plots/nodules_froc.csv (DVC plot of the overall FROC) and
-results/nodules/{predictions.csv, candidates.csv, froc.csv} for the report (cxrbench.nodules.report_pieces).
+results/nodules/{predictions.csv, candidates.csv, froc.csv} for the report (cxrbench.nodules_report.report_pieces).
 """
 
 from __future__ import annotations
@@ -195,8 +195,9 @@ def evaluate(params: dict[str, Any]) -> None:
                "froc": {group: froc_summary(curve) for group, curve in curves.items()},
                "candidates": {**candidate_cfg, "total": int(len(candidates))},
                "bootstrap": {**params["evaluate"]["bootstrap"], "unit": "case"}}
-    for name in nodules.MODEL_TITLES:
-        summary = metrics["classification"][name]
+    for name, summary in metrics["classification"].items():
+        if name.endswith("_by_subtlety"):
+            continue
         log.info("%s: AUC %s (95%% CI %s-%s) over %d cases", name, summary["auc"], summary["ci_low"],
                  summary["ci_high"], summary["cases"])
     log.info("FROC sensitivity at 1/2/4 false positives per image: %s",

@@ -7,7 +7,7 @@ The localisation (heat-map) model is cross-validated on the `nodule` folds.
 
 Writes data/splits/jsrt_nodules.csv (case, task, fold 1..k) and data/splits/jsrt_nodules.json (how it was
 made: seed, folds, strata, counts per fold, sha256 of the store index). Each JSRT case is its own patient; the
-stage fails, naming the cases, if a case would fall into two folds of one task.
+stage fails, naming the cases, unless each task lists every one of its cases in exactly one fold.
 """
 
 from __future__ import annotations
@@ -72,10 +72,23 @@ def make_split(index: pd.DataFrame, n_folds: int, seed: int, source: Path) -> pd
     return pd.concat(frames, ignore_index=True).sort_values(["task", "case"], ignore_index=True)
 
 
-def check_folds(table: pd.DataFrame, source: str) -> None:
-    """Each case in one fold per task: JSRT has one image per patient, so the case is the patient."""
-    for _, folds in table.groupby("task", sort=True):
+def check_folds(table: pd.DataFrame, index: pd.DataFrame, source: str) -> None:
+    """Every case of each task in exactly one fold of it, and no other case: JSRT has one image per patient,
+    so the case is the patient. Fails naming the cases."""
+    problems = []
+    for task in nodules.TASKS:
+        folds = table[table["task"] == task]
         check_no_leakage(folds.rename(columns={"fold": "part"}).assign(patient=folds["case"]), source)
+        rows_per_case = folds["case"].value_counts()
+        expected = set(nodules.task_cases(index, task)["case"])
+        for what, cases in (("missing", expected - set(rows_per_case.index)),
+                            ("not cases of the task", set(rows_per_case.index) - expected),
+                            ("listed more than once", set(rows_per_case.index[rows_per_case > 1]))):
+            if cases:
+                problems.append(f"task {task!r}, {what}: {', '.join(sorted(cases)[:20])}")
+    if problems:
+        raise DataError(source, "the split does not list each case of each task once: " + "; ".join(problems),
+                        "rerun the split_jsrt stage on the current store")
 
 
 def fold_counts(table: pd.DataFrame, index: pd.DataFrame) -> dict[str, Any]:
@@ -93,7 +106,7 @@ def split(params: dict[str, Any]) -> None:
     n_folds, seed = params["nodules"]["folds"], params["seed"]
     index = store.read_index(STORE)
     table = make_split(index, n_folds, seed, STORE / store.INDEX)
-    check_folds(table, str(OUT))
+    check_folds(table, index, str(OUT))
     counts = fold_counts(table, index)
     for task, c in counts.items():
         log.info("%s: %d cases (%d positive) in %d folds: %s", task, c["cases"], c["positives"], n_folds,
