@@ -74,6 +74,7 @@ def dvc_repo(tmp_path_factory) -> Path:
 
 def test_snakemake_run_writes_every_output(snakemake_repo):
     for path in ("results/report.html", "results/report.md", "metrics/classifier.json", "metrics/segmenter.json",
+                 "metrics/nodules.json", "plots/nodules_froc.csv", "data/splits/jsrt_nodules.json",
                  "data/store/nih/index.csv", "data/store/jsrt/index.csv", "data/splits/nih.csv", "dvc.lock",
                  "metrics/datasets.json", "results/datasets/nih.json"):
         assert (snakemake_repo / path).is_file(), path
@@ -82,6 +83,7 @@ def test_snakemake_run_writes_every_output(snakemake_repo):
     report = (snakemake_repo / "results/report.html").read_text()
     assert "<img" in report and "Per-class ROC AUC" in report and "SYNTHETIC DATA" in report
     assert "Dataset statistics" in report and "NIH, official split" in report
+    assert "JSRT nodule localisation: FROC sensitivity" in report
     for stage in ("acquire_nih", "decode_nih", "train_classifier", "write_report"):
         assert (snakemake_repo / "logs" / f"{stage}.log").read_text().strip()
     leftovers = [p.relative_to(snakemake_repo).as_posix() for pattern in ("outputs", "multirun", "**/.hydra")
@@ -109,6 +111,21 @@ def test_dvc_run_leaves_snakemake_nothing_to_do(dvc_repo):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
 
 
+def planned_rules(repo: Path) -> set[str]:
+    """The rules a Snakemake dry run would run."""
+    dry = run([str(BIN / "snakemake"), "-n", "--cores", "2", "--quiet", "rules"], repo).stdout
+    return {line.split()[0] for line in dry.splitlines() if line.strip() and line.split()[0].islower()
+            and "_" in line.split()[0]}
+
+
+def test_nodule_candidate_parameter_reruns_only_the_nodule_evaluation(snakemake_repo):
+    run([str(BIN / "cxrbench"), "compose", "experiment=tiny", "nodules.candidates.max_per_image=3"], snakemake_repo)
+    try:
+        assert planned_rules(snakemake_repo) == {"evaluate_nodules", "write_report"}
+    finally:
+        run([str(BIN / "cxrbench"), "compose", "experiment=tiny"], snakemake_repo)
+
+
 # What a changed classifier parameter must rerun: the classifier and everything that reads its model.
 CLASSIFIER_DOWNSTREAM = {"train_classifier", "evaluate_classifier", "evaluate_localisation", "evaluate_expert_labels",
                          "write_report"}
@@ -116,10 +133,7 @@ CLASSIFIER_DOWNSTREAM = {"train_classifier", "evaluate_classifier", "evaluate_lo
 
 def test_training_parameter_reruns_only_downstream(snakemake_repo):
     run([str(BIN / "cxrbench"), "compose", "experiment=tiny", "train.classifier.lr=0.002"], snakemake_repo)
-    dry = run([str(BIN / "snakemake"), "-n", "--cores", "2", "--quiet", "rules"], snakemake_repo).stdout
-    planned = {line.split()[0] for line in dry.splitlines() if line.strip() and line.split()[0].islower()
-               and "_" in line.split()[0]}
-    assert planned == CLASSIFIER_DOWNSTREAM, dry
+    assert planned_rules(snakemake_repo) == CLASSIFIER_DOWNSTREAM
     # DVC decides stage by stage as it goes (a dry run only knows the first), so run it for real.
     repro = run([str(BIN / "dvc"), "repro"], snakemake_repo).stdout
     ran = {line.split("'")[1] for line in repro.splitlines() if line.startswith("Running stage")}

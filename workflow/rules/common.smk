@@ -63,8 +63,8 @@ def stage_threads(stage):
 
 
 # Stages that run a network (torch); on CUDA configs they ask the cluster for a GPU.
-NETWORK_STAGES = ("train_classifier", "train_segmenter", "evaluate_classifier", "evaluate_segmenter",
-                  "evaluate_localisation")
+NETWORK_STAGES = ("train_classifier", "train_segmenter", "train_nodules", "evaluate_classifier", "evaluate_segmenter",
+                  "evaluate_localisation", "evaluate_nodules")
 
 
 def stage_resources(stage):

@@ -22,6 +22,7 @@ from cxrbench import __version__, store
 from cxrbench.datasets.nih import LABELS
 from cxrbench.datasets.scr import OBJECTS
 from cxrbench.fileio import write_text
+from cxrbench.nodules_report import report_pieces as nodule_report_pieces
 from cxrbench.published import MEAN_LABEL
 from cxrbench.published import load as load_published
 from cxrbench.report import Report
@@ -227,6 +228,15 @@ def write(params: dict[str, Any]) -> None:
                                  np.load(next(Path("results/segmenter").glob("predictions_*.npy")), mmap_mode="r"),
                                  [row_of[c] for c in chosen], [f"best: {chosen[0]}", f"worst: {chosen[1]}"]),
                   "Best and worst test cases by lung Jaccard (solid: reference, dashed: prediction)")
+
+    report.heading("JSRT nodules")
+    nodule_pieces = nodule_report_pieces(load_published(task="jsrt_nodules"), synthetic=synthetic)
+    for caption, table in nodule_pieces.tables:
+        report.table(table, caption)
+    report.figure(curves_figure(Path("dvclive/nodules"), "JSRT nodule models"),
+                  "JSRT nodule models: training loss per epoch, mean over the folds")
+    for fig, caption in nodule_pieces.figures:
+        report.figure(fig, caption)
 
     report.heading("Provenance")
     report.table(input_hashes(), "Inputs (from the acquire manifests)")

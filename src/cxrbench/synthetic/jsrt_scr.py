@@ -32,9 +32,11 @@ JSRT_MAX_VALUE = 4095
 SCR_SIZE = 1024
 
 _SERIES_CODE = {"JPCLN": 1, "JPCNN": 2}  # keeps the two series' random streams apart
-# Real JSRT counts per subtlety 1..5 and the contrast each gives the phantom nodule (display units)
+# Real JSRT counts per subtlety 1..5 and the contrast each gives the phantom nodule (display units). The
+# subtlest nodules (0.08) are under three standard deviations of the lung markings (anatomy.render_chest:
+# about 0.03, in blobs of nodule size), the obvious ones over fifteen: subtlety orders how findable they are.
 _SUBTLETY_WEIGHTS = np.array([25, 29, 50, 38, 12], dtype=float)
-_SUBTLETY_CONTRAST = np.array([0.02, 0.035, 0.055, 0.085, 0.13])
+_SUBTLETY_CONTRAST = np.array([0.08, 0.14, 0.22, 0.34, 0.52])
 _MALIGNANT_SHARE = 100 / 154
 _MALIGNANT = ("lung cancer", "adenocarcinoma", "squamous cell carcinoma", "small cell carcinoma",
               "large cell carcinoma", "metastasis")

@@ -1,0 +1,219 @@
+"""Stage evaluate_nodules: out-of-fold ROC AUC of the JSRT nodule classifiers and FROC of the heat-map
+candidates, every case scored by the models that did not train on it.
+
+- Classification: AUC with a 95% bootstrap interval over cases (vectorised, seeded) for `nodule` (nodule vs no
+  nodule) and `malignancy` (malignant vs benign), pooled over the folds, plus the per-fold AUCs; also for the
+  nodule task scored by the heat-map model (an image's score = its best candidate's), and per subtlety (the
+  nodules of one subtlety against every case without a nodule, as in the JSRT observer study).
+- Localisation: FROC of the candidates against the nodule centres (a hit lies within the nodule's radius), with
+  the sensitivity at 1, 2 and 4 false positives per image over all cases, overall and by subtlety (a subtlety's
+  curve counts its own nodules; candidates on other nodules are neither hits nor false positives there, so all
+  curves share the overall false-positive axis).
+Writes metrics/nodules.json (DVC metrics), plots/nodules_froc.csv (DVC plot of the overall FROC) and
+results/nodules/{predictions.csv, candidates.csv, froc.csv} for the report (cxrbench.nodules_report.report_pieces).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cxrbench import nodules, store, training
+from cxrbench.fileio import atomic_path, write_json
+from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
+from cxrbench.metrics.roc import bootstrap_auc, roc_auc
+from cxrbench.stages._app import run_stage
+
+log = logging.getLogger(__name__)
+STORE = Path("data/store/jsrt")
+SPLIT = Path("data/splits/jsrt_nodules.csv")
+MODELS = Path("models/nodules")
+RESULTS = Path("results/nodules")
+BOOTSTRAP_SEED_STREAM = 701
+INFERENCE_BATCH = 16
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: np.ndarray, rows: np.ndarray, norm: tuple[float, float],
+            runtime: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """Model outputs for the store rows, in order, on the host."""
+    model.eval()
+    outputs = []
+    for batch in training.ordered_batches(rows, INFERENCE_BATCH):
+        with training.autocast(runtime, device):
+            outputs.append(model(training.to_input(images[batch], nodules.JSRT_MAX, *norm, device,
+                                                   runtime["channels_last"])).float().cpu())
+    return torch.cat(outputs)
+
+
+def load_model(spec: dict[str, Any], config: dict[str, Any], name: str, runtime: dict[str, Any],
+               device: torch.device) -> torch.nn.Module:
+    builder = nodules.build_classifier if spec["kind"] == "classifier" else nodules.build_heatmap_model
+    model = training.prepare_model(builder(config[spec["kind"]]), runtime, device)
+    training.load_weights(model, training.load_checkpoint(MODELS / f"{name}.pt", device)["state_dict"])
+    return model
+
+
+def held_out_rows(split: pd.DataFrame, index: pd.DataFrame, task: str, fold: int) -> np.ndarray:
+    cases = split.loc[(split["task"] == task) & (split["fold"] == fold), "case"]
+    return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
+
+
+def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame, images: np.ndarray,
+                candidate_cfg: dict[str, Any], runtime: dict[str, Any],
+                device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every case scored by the model whose test fold holds it: classifier scores (case, task, fold, score)
+    and heat-map candidates (case, fold, x, y on the 2048 grid, score)."""
+    size = config["size"]
+    store_pixel_mm = nodules.jsrt.PIXEL_MM * nodules.jsrt_pixels_per_store_pixel(size)
+    case_of_row = index.set_index("row")["case"]
+    scores, candidates = [], []
+    for name, spec in config["models"].items():
+        rows = held_out_rows(split, index, spec["task"], spec["fold"])
+        model = load_model(spec, config, name, runtime, device)
+        output = predict(model, images, rows, (spec["mean"], spec["std"]), runtime, device)
+        if spec["kind"] == "classifier":
+            scores.append(pd.DataFrame({"case": case_of_row[rows].to_numpy(), "task": spec["task"],
+                                        "fold": spec["fold"], "score": torch.sigmoid(output[:, 0]).numpy()}))
+        else:
+            found = nodules.find_candidates(output[:, 0], candidate_cfg["max_per_image"],
+                                            candidate_cfg["min_distance_mm"] / store_pixel_mm)
+            candidates.append(pd.DataFrame({"case": case_of_row[rows[found["item"]]].to_numpy(), "fold": spec["fold"],
+                                            "x": nodules.to_jsrt_coords(found["x"], size),
+                                            "y": nodules.to_jsrt_coords(found["y"], size), "score": found["score"]}))
+    return pd.concat(scores, ignore_index=True), pd.concat(candidates, ignore_index=True)
+
+
+def candidate_hits(candidates: pd.DataFrame, truths: pd.DataFrame) -> np.ndarray:
+    """For each candidate, the index into `truths` of the nodule it hits (within its radius), or -1."""
+    pairs = (candidates[["case", "x", "y"]].assign(candidate=np.arange(len(candidates)))
+             .merge(truths[["image", "x", "y", "radius_px"]].assign(nodule=np.arange(len(truths))),
+                    left_on="case", right_on="image", suffixes=("", "_nodule")))
+    within = np.hypot(pairs["x"] - pairs["x_nodule"], pairs["y"] - pairs["y_nodule"]) <= pairs["radius_px"]
+    hit = np.full(len(candidates), -1, dtype=np.int64)
+    hit[pairs.loc[within, "candidate"].to_numpy()] = pairs.loc[within, "nodule"].to_numpy()
+    return hit
+
+
+def froc_curves(candidates: pd.DataFrame, truths: pd.DataFrame, n_images: int) -> dict[str, FrocCurve]:
+    """The overall FROC and one per subtlety present. A subtlety's curve drops the candidates that hit nodules
+    of other subtleties (neither hits nor false positives for it), so its false positives are the overall ones."""
+    hit = candidate_hits(candidates, truths)
+    hit_subtlety = np.where(hit >= 0, truths["subtlety"].to_numpy()[hit], 0)
+    frame = candidates.rename(columns={"case": "image"})
+    curves = {"all": froc(frame, truths, n_images)}
+    for subtlety in sorted(truths["subtlety"].unique()):
+        keep = (hit_subtlety == 0) | (hit_subtlety == subtlety)
+        curves[f"subtlety {subtlety}"] = froc(frame[keep], truths[truths["subtlety"] == subtlety], n_images)
+    return curves
+
+
+def auc_summary(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray | None, boot_cfg: dict[str, Any],
+                seed: int) -> dict[str, Any]:
+    boot = bootstrap_auc(labels, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"], seed=seed)
+    summary = {"cases": int(len(labels)), "positives": int(labels.sum()), "auc": _round(boot["auc"][0]),
+               "ci_low": _round(boot["ci_low"][0]), "ci_high": _round(boot["ci_high"][0])}
+    if folds is not None:
+        summary["per_fold"] = {str(fold): _round(roc_auc(labels[folds == fold], scores[folds == fold])[0])
+                               for fold in np.unique(folds)}
+    return summary
+
+
+def by_subtlety(scored: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Nodule-task AUC per subtlety: that subtlety's nodule cases against every case without a nodule."""
+    subtlety = scored["case"].map(index.set_index("case")["subtlety"])
+    summaries = {}
+    for level in sorted(subtlety.dropna().unique()):
+        group = scored[(subtlety == level) | (scored["label"] == 0)]
+        summaries[str(int(level))] = auc_summary(group["label"].to_numpy(), group["score"].to_numpy(), None,
+                                                 boot_cfg, seed)
+    return summaries
+
+
+def classification_metrics(predictions: pd.DataFrame, heatmap_scores: pd.DataFrame, index: pd.DataFrame,
+                           boot_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    """AUC summaries: each classifier, the heat-map model as a nodule classifier, and both per subtlety."""
+    boot_seed = int(np.random.SeedSequence([seed, BOOTSTRAP_SEED_STREAM]).generate_state(1)[0])
+    scored_by = {"nodule_classifier": predictions[predictions["task"] == "nodule"], "nodule_heatmap": heatmap_scores,
+                 "malignancy_classifier": predictions[predictions["task"] == "malignancy"]}
+    metrics = {name: auc_summary(scored["label"].to_numpy(), scored["score"].to_numpy(), scored["fold"].to_numpy(),
+                                 boot_cfg, boot_seed) for name, scored in scored_by.items()}
+    for name in ("nodule_classifier", "nodule_heatmap"):
+        metrics[f"{name}_by_subtlety"] = by_subtlety(scored_by[name], index, boot_cfg, boot_seed)
+    return metrics
+
+
+def froc_summary(curve: FrocCurve) -> dict[str, Any]:
+    sensitivities = sensitivity_at(curve, nodules.FP_PER_IMAGE)
+    return {"nodules": curve.n_nodules,
+            "sensitivity_at_fp_per_image": {f"{fp:g}": _round(s) for fp, s in zip(nodules.FP_PER_IMAGE, sensitivities)},
+            "max_sensitivity": _round(curve.sensitivity[-1]), "fp_per_image_at_max": _round(curve.fp_per_image[-1])}
+
+
+def write_results(predictions: pd.DataFrame, candidates: pd.DataFrame, hit: np.ndarray,
+                  curves: dict[str, FrocCurve]) -> None:
+    overall = pd.DataFrame({"fp_per_image": curves["all"].fp_per_image, "sensitivity": curves["all"].sensitivity})
+    with atomic_path("plots/nodules_froc.csv") as tmp:
+        overall.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6f")
+    points = pd.concat([pd.DataFrame({"group": group, "threshold": curve.thresholds, "fp_per_image": curve.fp_per_image,
+                                      "sensitivity": curve.sensitivity}) for group, curve in curves.items()])
+    csv = {"index": False, "lineterminator": "\n", "float_format": "%.6f"}
+    with atomic_path(RESULTS, is_dir=True) as out:
+        predictions.to_csv(out / "predictions.csv", **csv)
+        candidates.assign(hit=(hit >= 0).astype(int)).to_csv(out / "candidates.csv", **csv)
+        points.to_csv(out / "froc.csv", **csv)
+
+
+def evaluate(params: dict[str, Any]) -> None:
+    runtime = {**params["train"]["runtime"], "compile": False}  # one pass per model: not worth compiling
+    device = training.setup_torch(runtime, params["seed"])
+    config = json.loads((MODELS / "config.json").read_text())
+    index, split = store.read_index(STORE).sort_values("row", ignore_index=True), pd.read_csv(SPLIT)
+    images = store.open_array(store.find_images(STORE))
+    candidate_cfg = params["nodules"]["candidates"]
+    scores, candidates = out_of_fold(config, index, split, images, candidate_cfg, runtime, device)
+
+    labels = pd.concat([nodules.task_cases(index, task).assign(task=task) for task in nodules.TASKS])
+    predictions = (scores.merge(labels[["case", "task", "label"]], on=["case", "task"], validate="one_to_one")
+                   .sort_values(["task", "case"], ignore_index=True))
+    # the heat-map model as a nodule classifier: an image scores as its best candidate
+    nodule_cases = predictions.loc[predictions["task"] == "nodule", ["case", "fold", "label"]]
+    heatmap_scores = nodule_cases.assign(score=nodule_cases["case"].map(candidates.groupby("case")["score"].max())
+                                         .fillna(0.0))
+    truths = nodules.nodule_truths(index)
+    candidates = candidates.sort_values(["case", "score"], ascending=[True, False], ignore_index=True)
+    curves = froc_curves(candidates, truths, n_images=len(index))
+    metrics = {"cases": int(len(index)), "nodules": int(len(truths)), "folds": len(config["folds"]),
+               "classification": classification_metrics(predictions, heatmap_scores, index,
+                                                         params["evaluate"]["bootstrap"], params["seed"]),
+               "froc": {group: froc_summary(curve) for group, curve in curves.items()},
+               "candidates": {**candidate_cfg, "total": int(len(candidates))},
+               "bootstrap": {**params["evaluate"]["bootstrap"], "unit": "case"}}
+    for name, summary in metrics["classification"].items():
+        if name.endswith("_by_subtlety"):
+            continue
+        log.info("%s: AUC %s (95%% CI %s-%s) over %d cases", name, summary["auc"], summary["ci_low"],
+                 summary["ci_high"], summary["cases"])
+    log.info("FROC sensitivity at 1/2/4 false positives per image: %s",
+             metrics["froc"]["all"]["sensitivity_at_fp_per_image"])
+    write_json("metrics/nodules.json", metrics)
+    write_results(predictions, candidates, candidate_hits(candidates, truths), curves)
+
+
+def _round(value: float) -> float | None:
+    """Six decimals for stable, readable metrics; None (JSON null) where undefined (e.g. one class only)."""
+    return None if np.isnan(value) else round(float(value), 6)
+
+
+def main() -> None:
+    run_stage("evaluate_nodules", evaluate)
+
+
+if __name__ == "__main__":
+    main()

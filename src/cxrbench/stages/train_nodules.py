@@ -1,0 +1,234 @@
+"""Stage train_nodules: JSRT nodule classification and localisation models, one per cross-validation fold.
+
+For each fold k of data/splits/jsrt_nodules.csv, trained on the other folds (fold k is its test fold):
+- classifier_<task>_fold<k>.pt: MONAI DenseNet, whole images at the store's size, one logit, for the tasks
+  `nodule` (nodule vs no nodule) and `malignancy` (malignant vs benign, nodule cases only); BCE loss, Adam,
+  random horizontal flips;
+- heatmap_fold<k>.pt (on the `nodule` folds): MONAI U-Net trained on random patches to predict a Gaussian blob
+  at each nodule centre (cxrbench.nodules.HeatmapTargets); half the patches of a nodule case hold its nodule;
+  Dice + BCE loss; random flips and quarter turns (a nodule looks the same turned).
+Every model is a pure function of the seed, its name and the data: the models train one after another, each
+from its own random streams. Each epoch ends with a checkpoint (checkpoints/train_nodules_<model>.pt); a killed
+run resumes after the last completed epoch and ends in the same state as an uninterrupted one. Writes
+models/nodules/ (the models and config.json) and dvclive/nodules (training loss per epoch, mean over folds).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+from tqdm import tqdm
+
+from cxrbench import nodules, store, training
+from cxrbench.fileio import atomic_path, write_json
+from cxrbench.stages._app import run_stage
+
+log = logging.getLogger(__name__)
+STORE = Path("data/store/jsrt")
+SPLIT = Path("data/splits/jsrt_nodules.csv")
+OUT = Path("models/nodules")
+TRAIN_SEED_STREAM = 601
+HEATMAP_TASK = "nodule"  # the localisation model is cross-validated on the nodule/no-nodule folds
+
+_DICE = DiceLoss(sigmoid=True, batch=True)  # over the whole batch: most patches hold no nodule
+
+Batches = Callable[[np.random.Generator, torch.Generator], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str  # "classifier" or "heatmap"
+    task: str
+    fold: int
+
+    @property
+    def name(self) -> str:
+        return f"heatmap_fold{self.fold}" if self.kind == "heatmap" else f"classifier_{self.task}_fold{self.fold}"
+
+    @property
+    def curve(self) -> str:
+        """The dvclive metric its per-epoch loss is averaged into."""
+        return "heatmap" if self.kind == "heatmap" else f"classifier_{self.task}"
+
+    def seeds(self, seed: int) -> tuple[int, int, int]:
+        """Seeds of its three random streams: batches (numpy), augmentation (torch) and weight initialisation."""
+        sequence = np.random.SeedSequence([seed, TRAIN_SEED_STREAM, ("classifier", "heatmap").index(self.kind),
+                                           nodules.TASKS.index(self.task), self.fold])
+        return tuple(int(s) for s in sequence.generate_state(3))
+
+
+def model_specs(folds: list[int]) -> list[ModelSpec]:
+    specs = [ModelSpec("classifier", task, fold) for task in nodules.TASKS for fold in folds]
+    return specs + [ModelSpec("heatmap", HEATMAP_TASK, fold) for fold in folds]
+
+
+def training_rows(split: pd.DataFrame, index: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """Store rows of the task's cases outside the model's test fold, ascending."""
+    cases = split.loc[(split["task"] == spec.task) & (split["fold"] != spec.fold), "case"]
+    return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
+
+
+def classifier_batches(images: np.ndarray, rows: np.ndarray, labels: np.ndarray, cfg: dict[str, Any],
+                       norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> Batches:
+    """Whole images and their labels (`labels` is indexed by store row), shuffled each epoch."""
+    def epoch(rng: np.random.Generator, augment: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in training.shuffled_batches(rows, cfg["batch_size"], rng):
+            x = training.to_input(images[batch], nodules.JSRT_MAX, *norm, device, runtime["channels_last"])
+            if cfg["hflip"]:
+                x = training.random_hflip(x, augment)
+            yield x, torch.from_numpy(labels[batch, None].astype(np.float32)).to(device)
+    return epoch
+
+
+def patch_origins(rows: np.ndarray, targets: nodules.HeatmapTargets, size: int, patch: int, per_case: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`per_case` patch origins (row, top, left) per case, uniform over the image, except that half of a nodule
+    case's patches (at least one) hold its nodule centre, at least a quarter patch from their edges: nodules
+    are rare, a patch of a nodule case drawn at random would seldom show one."""
+    sample_rows = np.repeat(rows, per_case)
+    top, left = rng.integers(0, size - patch + 1, size=(2, len(sample_rows)))
+    on_nodule = (np.arange(len(sample_rows)) % per_case < max(1, per_case // 2)) & np.isfinite(
+        targets.centre_x[sample_rows])
+    chosen = sample_rows[on_nodule]
+    margin = patch // 4
+    offset_y, offset_x = rng.integers(margin, patch - margin, size=(2, len(chosen)))
+    top[on_nodule] = np.clip(np.rint(targets.centre_y[chosen]) - offset_y, 0, size - patch)
+    left[on_nodule] = np.clip(np.rint(targets.centre_x[chosen]) - offset_x, 0, size - patch)
+    return sample_rows, top, left
+
+
+def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip a random half of the batch left-right, then turn each item by a random multiple of 90 degrees."""
+    x = training.random_hflip(x, generator)
+    turns = torch.randint(0, 4, (x.shape[0],), generator=generator).to(x.device)
+    for k in (1, 2, 3):
+        x[turns == k] = torch.rot90(x[turns == k], k, dims=(-2, -1))
+    return x
+
+
+def heatmap_batches(images: np.ndarray, rows: np.ndarray, targets: nodules.HeatmapTargets, cfg: dict[str, Any],
+                    norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> Batches:
+    """Random patches (cfg.patches_per_case per case and epoch) with their target heat maps, cropped on the
+    host from the memory-mapped store and augmented on the device."""
+    size = images.shape[-1]
+    patch = min(cfg["patch"], size)
+    window = np.arange(patch)
+
+    def epoch(rng: np.random.Generator, augment: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        sample_rows, top, left = patch_origins(rows, targets, size, patch, cfg["patches_per_case"], rng)
+        order = rng.permutation(len(sample_rows))
+        for start in range(0, len(order), cfg["batch_size"]):
+            pick = order[start : start + cfg["batch_size"]]
+            unique_rows, position = np.unique(sample_rows[pick], return_inverse=True)  # ascending store reads
+            ys, xs = top[pick, None] + window, left[pick, None] + window
+            pixels = images[unique_rows][position[:, None, None], ys[:, :, None], xs[:, None, :]]
+            x = training.to_input(pixels, nodules.JSRT_MAX, *norm, device)
+            y = torch.from_numpy(targets.render(sample_rows[pick], ys, xs)).to(device).unsqueeze(1)
+            both = random_dihedral(torch.cat([x, y], dim=1), augment)
+            if runtime["channels_last"]:
+                both = both.contiguous(memory_format=torch.channels_last)
+            yield both[:, :1], both[:, 1:]
+    return epoch
+
+
+def heatmap_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return _DICE(logits, target) + F.binary_cross_entropy_with_logits(logits, target)
+
+
+def fit(spec: ModelSpec, model: torch.nn.Module, cfg: dict[str, Any], runtime: dict[str, Any], batches: Batches,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int,
+        checkpoint: training.EpochCheckpoint, device: torch.device) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """Adam for cfg.epochs epochs, resuming from the model's checkpoint and saving it after every epoch.
+    Returns the final weights and the per-epoch training losses."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    batch_seed, augment_seed, _ = spec.seeds(seed)
+    rng, augment = np.random.default_rng(batch_seed), torch.Generator().manual_seed(augment_seed)
+    epoch, losses = 0, []
+    if (resumed := checkpoint.load()) is not None:
+        training.load_weights(model, resumed["model"])
+        optimiser.load_state_dict(resumed["optimiser"])
+        training.restore_rng_state(resumed["rng"], rng, augment)
+        epoch, losses = resumed["epoch"], resumed["losses"]
+    for epoch in tqdm(range(epoch, cfg["epochs"]), desc=spec.name, unit="epoch"):
+        model.train()
+        batch_losses = []
+        for x, y in batches(rng, augment):
+            with training.autocast(runtime, device):
+                logits = model(x).float()
+            loss = loss_fn(logits, y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            batch_losses.append(loss.detach())
+        losses.append(float(torch.stack(batch_losses).mean()))
+        checkpoint.save({"epoch": epoch + 1, "losses": losses, "model": training.state_dict(model),
+                         "optimiser": optimiser.state_dict(), "rng": training.rng_state(rng, augment)})
+    return training.state_dict(model), losses
+
+
+def train(params: dict[str, Any]) -> None:
+    cfg, runtime, seed = params["nodules"], params["train"]["runtime"], params["seed"]
+    device = training.setup_torch(runtime, seed)
+    index, split = store.read_index(STORE).sort_values("row", ignore_index=True), pd.read_csv(SPLIT)
+    images = store.open_array(store.find_images(STORE))
+    targets = nodules.HeatmapTargets.from_index(index, images.shape[-1])
+    run = training.fingerprint({"seed": seed, "runtime": runtime, "classifier": cfg["classifier"],
+                                "heatmap": cfg["heatmap"]}, store.find_images(STORE), STORE / store.INDEX, SPLIT)
+    specs = model_specs(sorted(split["fold"].unique().tolist()))
+    checkpoints = {spec.name: training.EpochCheckpoint(f"train_nodules_{spec.name}", run) for spec in specs}
+
+    states, losses, records = {}, {}, {}
+    for spec in specs:
+        rows = training_rows(split, index, spec)
+        norm = training.intensity_stats(images, rows, nodules.JSRT_MAX)
+        torch.manual_seed(spec.seeds(seed)[2])  # the weight initialisation
+        if spec.kind == "classifier":
+            labels = np.zeros(len(index), dtype=np.int64)
+            task = nodules.task_cases(index, spec.task)
+            labels[task["row"]] = task["label"]
+            model = nodules.build_classifier(cfg["classifier"])
+            batches = classifier_batches(images, rows, labels, cfg["classifier"], norm, runtime, device)
+            loss_fn = F.binary_cross_entropy_with_logits
+        else:
+            model = nodules.build_heatmap_model(cfg["heatmap"])
+            batches = heatmap_batches(images, rows, targets, cfg["heatmap"], norm, runtime, device)
+            loss_fn = heatmap_loss
+        states[spec.name], losses[spec.name] = fit(spec, training.prepare_model(model, runtime, device),
+                                                   cfg[spec.kind], runtime, batches, loss_fn, seed,
+                                                   checkpoints[spec.name], device)
+        records[spec.name] = {"kind": spec.kind, "task": spec.task, "fold": spec.fold, "train_cases": int(len(rows)),
+                              "mean": norm[0], "std": norm[1], "final_loss": round(losses[spec.name][-1], 6)}
+        log.info("%s: %d training cases, final loss %.4f", spec.name, len(rows), losses[spec.name][-1])
+
+    # The folds train one after the other; each curve is the mean over the folds of one kind of model.
+    curves = sorted({spec.curve for spec in specs})
+    mean_losses = {curve: np.mean([losses[s.name] for s in specs if s.curve == curve], axis=0) for curve in curves}
+    epochs = max(cfg["classifier"]["epochs"], cfg["heatmap"]["epochs"])
+    training.log_history(Path("dvclive/nodules"), [{f"{curve}/train/loss": values[epoch]
+                                                    for curve, values in mean_losses.items() if epoch < len(values)}
+                                                   for epoch in range(epochs)])
+    with atomic_path(OUT, is_dir=True) as out:
+        for name, state in states.items():
+            training.save_checkpoint(out / f"{name}.pt", {"state_dict": state})
+        write_json(out / "config.json", {"size": int(images.shape[-1]), "folds": sorted({s.fold for s in specs}),
+                                         "tasks": list(nodules.TASKS), "heatmap_task": HEATMAP_TASK,
+                                         "classifier": cfg["classifier"], "heatmap": cfg["heatmap"], "models": records})
+    for checkpoint in checkpoints.values():
+        checkpoint.clear()
+
+
+def main() -> None:
+    run_stage("train_nodules", train)
+
+
+if __name__ == "__main__":
+    main()
