@@ -21,8 +21,8 @@ SIZE = 32
 FOLDS = 2
 TINY = {
     "folds": FOLDS,
-    "classifier": {"init_features": 4, "growth_rate": 4, "block_config": [2], "epochs": 2, "batch_size": 4,
-                   "lr": 0.003, "hflip": True},
+    "classifier": {"init_features": 4, "growth_rate": 4, "block_config": [2], "patch": 16, "epochs": 10,
+                   "batch_size": 4, "lr": 0.01},
     "heatmap": {"channels": [4, 8], "res_units": 0, "patch": 16, "patches_per_case": 2, "epochs": 3,
                 "batch_size": 8, "lr": 0.01},
     "candidates": {"max_per_image": 4, "min_distance_mm": 20},
@@ -36,19 +36,21 @@ def params(seed: int = 0, **nodule_overrides) -> dict:
 
 
 def jsrt_index(n_nodule: int, n_normal: int, seed: int = 0) -> pd.DataFrame:
-    """A store index like decode_jsrt's: nodule cases with subtlety, size, centre and malignancy."""
+    """A store index like decode_jsrt's: nodule cases with subtlety, size, centre and malignancy; malignant
+    nodules (two in three) are larger."""
     rng = np.random.default_rng(seed)
     nodule = np.r_[np.ones(n_nodule, bool), np.zeros(n_normal, bool)]
     n = len(nodule)
+    benign = np.arange(n) % 3 == 0
     return pd.DataFrame({
         "case": [f"JPCLN{i:03d}" for i in range(1, n_nodule + 1)] + [f"JPCNN{i:03d}" for i in range(1, n_normal + 1)],
         "nodule": nodule,
         "subtlety": np.where(nodule, rng.integers(1, 6, n), np.nan),
-        "size_mm": np.where(nodule, rng.integers(30, 50, n), np.nan),
+        "size_mm": np.where(nodule, np.where(benign, 26, 42) + rng.integers(0, 8, n), np.nan),
         "age": rng.integers(30, 80, n), "sex": rng.choice(["male", "female"], n),
         "x": np.where(nodule, rng.integers(500, 1548, n), np.nan),
         "y": np.where(nodule, rng.integers(500, 1548, n), np.nan),
-        "malignancy": np.where(nodule, np.where(np.arange(n) % 3 == 0, "benign", "malignant"), None),
+        "malignancy": np.where(nodule, np.where(benign, "benign", "malignant"), None),
         "location": None, "diagnosis": None, "fold": np.arange(n) % 2 + 1, "row": np.arange(n),
     })
 
@@ -189,6 +191,16 @@ def test_patches_hold_the_nodule_in_half_of_a_nodule_case_and_stay_inside():
     assert not inside[rows >= 6].any()  # no nodule, NaN centre
 
 
+def test_nodule_patches_centre_the_nodule_and_shift_inwards_at_the_edge():
+    index = jsrt_index(2, 1)
+    index.loc[0, ["x", "y"]] = [1039.5, 527.5]  # store (64 px) pixel (32, 16)
+    index.loc[1, ["x", "y"]] = [15.5, 2031.5]  # store pixel (0, 63): at the corner
+    images = np.arange(3 * 64 * 64, dtype=np.uint16).reshape(3, 64, 64)
+    patches = nodules.nodule_patches(images, np.array([0, 1]), nodules.HeatmapTargets.from_index(index, 64), 8)
+    np.testing.assert_array_equal(patches[0], images[0, 12:20, 28:36])  # the nodule's pixel at (4, 4)
+    np.testing.assert_array_equal(patches[1], images[1, 56:64, 0:8])
+
+
 def test_froc_by_subtlety_ignores_hits_on_other_subtleties():
     truths = pd.DataFrame({"image": ["a", "b"], "x": [100.0, 100.0], "y": [100.0, 100.0], "radius_px": [10.0, 10.0],
                            "subtlety": [1, 5]})
@@ -222,13 +234,12 @@ def trained(tmp_path_factory):
 
 def test_training_writes_every_fold_model_and_logs(trained):
     config = json.loads((trained / "models/nodules/config.json").read_text())
-    expected = {f"{kind}_fold{fold}" for kind in ("classifier_nodule", "classifier_malignancy", "heatmap")
-                for fold in (1, 2)}
+    expected = {f"{kind}_fold{fold}" for kind in ("classifier_malignancy", "heatmap") for fold in (1, 2)}
     assert set(config["models"]) == expected
     assert {p.stem for p in (trained / "models/nodules").glob("*.pt")} == expected
     assert config["models"]["heatmap_fold1"]["train_cases"] == 7
     live = json.loads((trained / "dvclive/nodules/metrics.json").read_text())
-    assert set(live) == {"classifier_malignancy", "classifier_nodule", "heatmap", "step"}
+    assert set(live) == {"classifier_malignancy", "heatmap", "step"}
     assert not list((trained / "checkpoints").glob("*"))  # cleared once the models are written
 
 
@@ -240,8 +251,9 @@ def test_evaluation_is_out_of_fold_and_complete(trained):
     assert (merged["fold"] == merged["fold_split"]).all()  # scored by the model tested on the case's fold
     metrics = json.loads((trained / "metrics/nodules.json").read_text())
     assert metrics["cases"] == 14 and metrics["nodules"] == 8 and metrics["folds"] == FOLDS
-    for name in ("nodule_classifier", "malignancy_classifier", "nodule_heatmap"):
-        summary = metrics["classification"][name]
+    for task in nodules.TASKS:
+        summary = metrics["classification"][task]
+        assert summary["model"] == nodules.TASK_MODELS[task]
         assert summary["ci_low"] <= summary["auc"] <= summary["ci_high"]
     assert set(metrics["froc"]["all"]["sensitivity_at_fp_per_image"]) == {"1", "2", "4"}
     candidates = pd.read_csv(trained / "results/nodules/candidates.csv")
@@ -251,11 +263,14 @@ def test_evaluation_is_out_of_fold_and_complete(trained):
     assert list(plot.columns) == ["fp_per_image", "sensitivity"] and plot["fp_per_image"].is_monotonic_increasing
 
 
-def test_heatmap_model_finds_the_bright_blobs(trained):
-    """The blobs of the phantom store are obvious: most are found within a false positive per image."""
+def test_models_learn_what_the_store_shows(trained):
+    """The blobs of the phantom store are obvious: most are found within a false positive per image, the heat
+    map's peak tells nodule cases from the others, and the patch classifier the large (malignant) nodules from
+    the small ones."""
     metrics = json.loads((trained / "metrics/nodules.json").read_text())
     assert metrics["froc"]["all"]["sensitivity_at_fp_per_image"]["1"] >= 0.6
-    assert metrics["classification"]["nodule_heatmap"]["auc"] >= 0.8
+    assert metrics["classification"]["nodule"]["auc"] >= 0.8
+    assert metrics["classification"]["malignancy"]["auc"] >= 0.8
 
 
 def test_same_seed_same_outputs(trained, tmp_path, monkeypatch):
@@ -272,7 +287,7 @@ def test_killed_run_resumes_to_the_same_models(trained, tmp_path, monkeypatch):
     write_store(tmp_path, jsrt_index(8, 6))
     monkeypatch.chdir(tmp_path)
     split_jsrt.split(params())
-    stale = tmp_path / "checkpoints/train_nodules_classifier_nodule_fold1.pt"
+    stale = tmp_path / "checkpoints/train_nodules_classifier_malignancy_fold1.pt"
     stale.parent.mkdir()
     torch.save({"fingerprint": "another run", "epoch": 1}, stale)
     saves = []
@@ -281,14 +296,14 @@ def test_killed_run_resumes_to_the_same_models(trained, tmp_path, monkeypatch):
     def save_then_die(path, payload):
         real_save(path, payload)
         saves.append(path)
-        if len(saves) == 3:  # two epochs per classifier
+        if len(saves) == TINY["classifier"]["epochs"] + 1:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(train_nodules.training, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_nodules.train(params())
     assert not (tmp_path / "models/nodules").exists()
-    assert torch.load(stale, weights_only=False)["epoch"] == 2  # retrained from scratch, not resumed
+    assert torch.load(stale, weights_only=False)["epoch"] == TINY["classifier"]["epochs"]  # from scratch, not resumed
     assert len(list((tmp_path / "checkpoints").glob("train_nodules_*.pt"))) == 2
     monkeypatch.setattr(train_nodules.training, "save_checkpoint", real_save)
     train_nodules.train(params())
@@ -307,7 +322,7 @@ def test_report_pieces(trained):
     folds, classification, froc_by_group, beside = (table for _, table in pieces.tables)
     assert folds.groupby("task")["cases"].sum().to_dict() == {"malignancy": 8, "nodule": 14}
     metrics = json.loads((trained / "metrics/nodules.json").read_text())
-    assert classification["AUC"].iloc[0] == pytest.approx(metrics["classification"]["nodule_classifier"]["auc"])
+    assert classification["AUC"].iloc[0] == pytest.approx(metrics["classification"]["nodule"]["auc"])
     assert froc_by_group["nodules"].iloc[0] == "all"
     assert len(beside) == len(published) and (beside["comparable"] == "no: different split (paper_protocol)").all()
     assert (beside["our split"] == "jsrt_nodule_folds (synthetic data)").all()
@@ -316,7 +331,7 @@ def test_report_pieces(trained):
     np.testing.assert_allclose(cad["ours - published"], cad["ours"] - cad["published"])
     two_fp = cad[cad["FP/image"] == 2]["ours"]
     assert (two_fp == metrics["froc"]["all"]["sensitivity_at_fp_per_image"]["2"]).all()
-    by_subtlety = metrics["classification"]["nodule_classifier_by_subtlety"]
+    by_subtlety = metrics["classification"]["nodule_by_subtlety"]
     for metric, level in (("roc_az_lowest_subtlety_group", "1"), ("roc_az_highest_subtlety_group", "5")):
         ours = beside.loc[beside["metric"] == metric, "ours"].iloc[0]
         assert ours == by_subtlety[level]["auc"] if level in by_subtlety else np.isnan(ours)
@@ -333,10 +348,10 @@ def test_nodule_parameters_are_checked_naming_the_key_and_the_allowed_ones():
     demo = composed["nodules"]
     assert tiny["folds"] <= demo["folds"] and tiny["heatmap"]["epochs"] < demo["heatmap"]["epochs"]
     composed["nodules"]["heatmap"]["sigma"] = 2
-    composed["nodules"]["classifier"]["hflip"] = "yes"
+    composed["nodules"]["classifier"]["patch"] = "big"
     with pytest.raises(DataError) as err:
         config.validate(composed, "my.yaml")
     message = str(err.value)
     assert "nodules.heatmap" in message and "'sigma' was unexpected" in message
     assert "allowed: batch_size, channels, epochs, lr, patch, patches_per_case, res_units" in message
-    assert "nodules.classifier.hflip" in message and "boolean" in message
+    assert "nodules.classifier.patch" in message and "integer" in message

@@ -188,6 +188,26 @@ def test_draw_nodule_places_the_metadata_size_at_the_metadata_position():
     assert (columns[-1] - columns[0] + 1) * JSRT_PIXEL_MM == pytest.approx(14.0, abs=2 * JSRT_PIXEL_MM)
 
 
+def test_malignant_margins_are_irregular_and_calcified_cores_denser():
+    """Malignancy shows in the image: a spiculated margin reaches out further in some directions than in
+    others, while a smooth nodule is round; a calcified nodule's core is denser than a plain one's."""
+    def extents(image: np.ndarray) -> np.ndarray:  # outward reach from the centre along 64 directions
+        angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        steps = np.arange(200)
+        ys = np.rint(1024 + np.sin(angles)[:, None] * steps).astype(int)
+        xs = np.rint(1024 + np.cos(angles)[:, None] * steps).astype(int)
+        return (image[ys, xs] > 0).sum(axis=1)
+
+    smooth, spiculated, calcified = (np.zeros((2048, 2048), np.float32) for _ in range(3))
+    draw_nodule(smooth, 1024, 1024, 20.0, 0.1)
+    draw_nodule(spiculated, 1024, 1024, 20.0, 0.1, spiculation=0.4, phases=np.zeros(5))
+    draw_nodule(calcified, 1024, 1024, 20.0, 0.1, calcified=True)
+    radius = 20.0 / JSRT_PIXEL_MM / 2
+    assert np.ptp(extents(smooth)) <= 2 and np.ptp(extents(spiculated)) > 0.2 * radius
+    assert calcified[1024, 1024] > 1.5 * smooth[1024, 1024]
+    np.testing.assert_array_equal(calcified > 0, smooth > 0)
+
+
 def test_cnndat_is_space_separated(jsrt_scr):
     jsrt, _ = jsrt_scr
     data = (jsrt / "CNNDAT_EN.TXT").read_bytes()

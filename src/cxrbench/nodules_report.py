@@ -38,9 +38,7 @@ class ReportPieces:
     figures: list[tuple[Figure, str]] = field(default_factory=list)
 
 
-MODEL_TITLES = {"nodule_classifier": ("nodule vs no nodule", "DenseNet classifier"),
-                "nodule_heatmap": ("nodule vs no nodule", "heat-map U-Net (best candidate's score)"),
-                "malignancy_classifier": ("malignant vs benign", "DenseNet classifier")}
+TASK_TITLES = {"nodule": "nodule vs no nodule", "malignancy": "malignant vs benign"}
 # The observer study's Az of its lowest and highest subtlety groups (1: extremely subtle, 5: obvious)
 _OBSERVER_STUDY_SUBTLETY = {"roc_az_lowest_subtlety_group": "1", "roc_az_highest_subtlety_group": "5"}
 
@@ -54,9 +52,9 @@ def froc_curve_from_table(curves: pd.DataFrame, group: str, n_nodules: int, n_im
 
 def classification_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = []
-    for name, (task, model) in MODEL_TITLES.items():
-        m = metrics["classification"][name]
-        rows.append({"task": task, "model": model, "cases": m["cases"], "positives": m["positives"],
+    for task, title in TASK_TITLES.items():
+        m = metrics["classification"][task]
+        rows.append({"task": title, "model": m["model"], "cases": m["cases"], "positives": m["positives"],
                      "AUC": _number(m["auc"]), "95% CI": _interval(m["ci_low"], m["ci_high"])})
     return pd.DataFrame(rows)
 
@@ -76,7 +74,7 @@ def published_table(published: pd.DataFrame, metrics: dict[str, Any], curves: pd
     """Every published JSRT nodule row beside our number for the same measure where we have one, the
     difference, and both splits: a row on another split than ours is labelled not comparable."""
     overall = froc_curve_from_table(curves, "all", metrics["nodules"], metrics["cases"])
-    by_subtlety = metrics["classification"]["nodule_classifier_by_subtlety"]
+    by_subtlety = metrics["classification"]["nodule_by_subtlety"]
     rows = []
     for row in published.itertuples(index=False):
         ours, ours_ci, measure = np.nan, "", ""
@@ -87,7 +85,7 @@ def published_table(published: pd.DataFrame, metrics: dict[str, Any], curves: pd
             level = _OBSERVER_STUDY_SUBTLETY[row.metric]
             m = by_subtlety[level]
             ours, ours_ci = _number(m["auc"]), _interval(m["ci_low"], m["ci_high"])
-            measure = f"classifier AUC, subtlety {level} nodules vs cases without a nodule"
+            measure = f"heat-map peak AUC, subtlety {level} nodules vs cases without a nodule"
         rows.append({"source": row.source, "method": row.method, "metric": row.metric,
                      "FP/image": row.threshold, "published": row.value, "split": row.split, "ours": ours,
                      "ours 95% CI": ours_ci, "ours - published": ours - row.value,

@@ -1,10 +1,11 @@
-"""Stage evaluate_nodules: out-of-fold ROC AUC of the JSRT nodule classifiers and FROC of the heat-map
-candidates, every case scored by the models that did not train on it.
+"""Stage evaluate_nodules: out-of-fold ROC AUC of the JSRT nodule tasks and FROC of the heat-map candidates, every
+case scored by the models that did not train on it.
 
-- Classification: AUC with a 95% bootstrap interval over cases (vectorised, seeded) for `nodule` (nodule vs no
-  nodule) and `malignancy` (malignant vs benign), pooled over the folds, plus the per-fold AUCs; also for the
-  nodule task scored by the heat-map model (an image's score = its best candidate's), and per subtlety (the
-  nodules of one subtlety against every case without a nodule, as in the JSRT observer study).
+- Classification: AUC with a 95% bootstrap interval over cases (vectorised, seeded), pooled over the folds, plus
+  the per-fold AUCs, for `nodule` (nodule vs no nodule; an image's score is the heat-map model's peak, i.e. its
+  best candidate's score) and `malignancy` (malignant vs benign; the patch classifier's score); the nodule task
+  also per subtlety (the nodules of one subtlety against every case without a nodule, as in the JSRT observer
+  study).
 - Localisation: FROC of the candidates against the nodule centres (a hit lies within the nodule's radius), with
   the sensitivity at 1, 2 and 4 false positives per image over all cases, overall and by subtlety (a subtlety's
   curve counts its own nodules; candidates on other nodules are neither hits nor false positives there, so all
@@ -40,14 +41,14 @@ INFERENCE_BATCH = 16
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: np.ndarray, rows: np.ndarray, norm: tuple[float, float],
+def predict(model: torch.nn.Module, pixels: np.ndarray, items: np.ndarray, norm: tuple[float, float],
             runtime: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """Model outputs for the store rows, in order, on the host."""
+    """Model outputs for `pixels[items]` (store images or patches), in order, on the host."""
     model.eval()
     outputs = []
-    for batch in training.ordered_batches(rows, INFERENCE_BATCH):
+    for batch in training.ordered_batches(items, INFERENCE_BATCH):
         with training.autocast(runtime, device):
-            outputs.append(model(training.to_input(images[batch], nodules.JSRT_MAX, *norm, device,
+            outputs.append(model(training.to_input(pixels[batch], nodules.JSRT_MAX, *norm, device,
                                                    runtime["channels_last"])).float().cpu())
     return torch.cat(outputs)
 
@@ -68,25 +69,30 @@ def held_out_rows(split: pd.DataFrame, index: pd.DataFrame, task: str, fold: int
 def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame, images: np.ndarray,
                 candidate_cfg: dict[str, Any], runtime: dict[str, Any],
                 device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every case scored by the model whose test fold holds it: classifier scores (case, task, fold, score)
-    and heat-map candidates (case, fold, x, y on the 2048 grid, score)."""
+    """Every case scored by the model whose test fold holds it: task scores (case, task, fold, score; the nodule
+    task's score is the heat map's peak) and heat-map candidates (case, fold, x, y on the 2048 grid, score)."""
     size = config["size"]
     store_pixel_mm = nodules.jsrt.PIXEL_MM * nodules.jsrt_pixels_per_store_pixel(size)
+    targets = nodules.HeatmapTargets.from_index(index, size)
     case_of_row = index.set_index("row")["case"]
     scores, candidates = [], []
     for name, spec in config["models"].items():
         rows = held_out_rows(split, index, spec["task"], spec["fold"])
         model = load_model(spec, config, name, runtime, device)
-        output = predict(model, images, rows, (spec["mean"], spec["std"]), runtime, device)
+        norm = (spec["mean"], spec["std"])
         if spec["kind"] == "classifier":
-            scores.append(pd.DataFrame({"case": case_of_row[rows].to_numpy(), "task": spec["task"],
-                                        "fold": spec["fold"], "score": torch.sigmoid(output[:, 0]).numpy()}))
+            patches = nodules.nodule_patches(images, rows, targets, config["classifier"]["patch"])
+            logits = predict(model, patches, np.arange(len(rows)), norm, runtime, device)[:, 0]
         else:
-            found = nodules.find_candidates(output[:, 0], candidate_cfg["max_per_image"],
+            output = predict(model, images, rows, norm, runtime, device)[:, 0]
+            logits = output.flatten(1).amax(dim=1)
+            found = nodules.find_candidates(output, candidate_cfg["max_per_image"],
                                             candidate_cfg["min_distance_mm"] / store_pixel_mm)
             candidates.append(pd.DataFrame({"case": case_of_row[rows[found["item"]]].to_numpy(), "fold": spec["fold"],
                                             "x": nodules.to_jsrt_coords(found["x"], size),
                                             "y": nodules.to_jsrt_coords(found["y"], size), "score": found["score"]}))
+        scores.append(pd.DataFrame({"case": case_of_row[rows].to_numpy(), "task": spec["task"], "fold": spec["fold"],
+                                    "score": torch.sigmoid(logits).numpy().astype(np.float64)}))
     return pd.concat(scores, ignore_index=True), pd.concat(candidates, ignore_index=True)
 
 
@@ -136,16 +142,16 @@ def by_subtlety(scored: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, A
     return summaries
 
 
-def classification_metrics(predictions: pd.DataFrame, heatmap_scores: pd.DataFrame, index: pd.DataFrame,
-                           boot_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
-    """AUC summaries: each classifier, the heat-map model as a nodule classifier, and both per subtlety."""
+def classification_metrics(predictions: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, Any],
+                           seed: int) -> dict[str, Any]:
+    """AUC summaries per task (with the model that scored it), and the nodule task's per subtlety."""
     boot_seed = int(np.random.SeedSequence([seed, BOOTSTRAP_SEED_STREAM]).generate_state(1)[0])
-    scored_by = {"nodule_classifier": predictions[predictions["task"] == "nodule"], "nodule_heatmap": heatmap_scores,
-                 "malignancy_classifier": predictions[predictions["task"] == "malignancy"]}
-    metrics = {name: auc_summary(scored["label"].to_numpy(), scored["score"].to_numpy(), scored["fold"].to_numpy(),
-                                 boot_cfg, boot_seed) for name, scored in scored_by.items()}
-    for name in ("nodule_classifier", "nodule_heatmap"):
-        metrics[f"{name}_by_subtlety"] = by_subtlety(scored_by[name], index, boot_cfg, boot_seed)
+    scored_by = {task: predictions[predictions["task"] == task] for task in nodules.TASKS}
+    metrics = {task: {"model": nodules.TASK_MODELS[task],
+                      **auc_summary(scored["label"].to_numpy(), scored["score"].to_numpy(),
+                                    scored["fold"].to_numpy(), boot_cfg, boot_seed)}
+               for task, scored in scored_by.items()}
+    metrics["nodule_by_subtlety"] = by_subtlety(scored_by["nodule"], index, boot_cfg, boot_seed)
     return metrics
 
 
@@ -182,24 +188,20 @@ def evaluate(params: dict[str, Any]) -> None:
     labels = pd.concat([nodules.task_cases(index, task).assign(task=task) for task in nodules.TASKS])
     predictions = (scores.merge(labels[["case", "task", "label"]], on=["case", "task"], validate="one_to_one")
                    .sort_values(["task", "case"], ignore_index=True))
-    # the heat-map model as a nodule classifier: an image scores as its best candidate
-    nodule_cases = predictions.loc[predictions["task"] == "nodule", ["case", "fold", "label"]]
-    heatmap_scores = nodule_cases.assign(score=nodule_cases["case"].map(candidates.groupby("case")["score"].max())
-                                         .fillna(0.0))
     truths = nodules.nodule_truths(index)
     candidates = candidates.sort_values(["case", "score"], ascending=[True, False], ignore_index=True)
     curves = froc_curves(candidates, truths, n_images=len(index))
     metrics = {"cases": int(len(index)), "nodules": int(len(truths)), "folds": len(config["folds"]),
-               "classification": classification_metrics(predictions, heatmap_scores, index,
-                                                         params["evaluate"]["bootstrap"], params["seed"]),
+               "classification": classification_metrics(predictions, index, params["evaluate"]["bootstrap"],
+                                                         params["seed"]),
                "froc": {group: froc_summary(curve) for group, curve in curves.items()},
                "candidates": {**candidate_cfg, "total": int(len(candidates))},
                "bootstrap": {**params["evaluate"]["bootstrap"], "unit": "case"}}
     for name, summary in metrics["classification"].items():
         if name.endswith("_by_subtlety"):
             continue
-        log.info("%s: AUC %s (95%% CI %s-%s) over %d cases", name, summary["auc"], summary["ci_low"],
-                 summary["ci_high"], summary["cases"])
+        log.info("%s (%s): AUC %s (95%% CI %s-%s) over %d cases", name, summary["model"], summary["auc"],
+                 summary["ci_low"], summary["ci_high"], summary["cases"])
     log.info("FROC sensitivity at 1/2/4 false positives per image: %s",
              metrics["froc"]["all"]["sensitivity_at_fp_per_image"])
     write_json("metrics/nodules.json", metrics)

@@ -1,10 +1,9 @@
 """Stage train_nodules: JSRT nodule classification and localisation models, one per cross-validation fold.
 
 For each fold k of data/splits/jsrt_nodules.csv, trained on the other folds (fold k is its test fold):
-- classifier_<task>_fold<k>.pt: MONAI DenseNet, whole images at the store's size, one logit, for the tasks
-  `nodule` (nodule vs no nodule) and `malignancy` (malignant vs benign, nodule cases only); BCE loss, Adam,
-  random horizontal flips;
-- heatmap_fold<k>.pt (on the `nodule` folds): MONAI U-Net trained on random patches to predict a Gaussian blob
+- classifier_malignancy_fold<k>.pt (on the `malignancy` folds): MONAI DenseNet, one logit, malignant vs benign
+  on a patch around the nodule (cxrbench.nodules.nodule_patches); BCE loss, Adam, random flips and quarter turns;
+- heatmap_fold<k>.pt (on the `nodule` folds; its peak response also scores nodule vs no nodule): MONAI U-Net trained on random patches to predict a Gaussian blob
   at each nodule centre (cxrbench.nodules.HeatmapTargets); half the patches of a nodule case hold its nodule;
   Dice + BCE loss; random flips and quarter turns (a nodule looks the same turned).
 Every model is a pure function of the seed, its name and the data: the models train one after another, each
@@ -38,6 +37,7 @@ SPLIT = Path("data/splits/jsrt_nodules.csv")
 OUT = Path("models/nodules")
 TRAIN_SEED_STREAM = 601
 HEATMAP_TASK = "nodule"  # the localisation model is cross-validated on the nodule/no-nodule folds
+CLASSIFIER_TASK = "malignancy"
 
 _DICE = DiceLoss(sigmoid=True, batch=True)  # over the whole batch: most patches hold no nodule
 
@@ -67,7 +67,7 @@ class ModelSpec:
 
 
 def model_specs(folds: list[int]) -> list[ModelSpec]:
-    specs = [ModelSpec("classifier", task, fold) for task in nodules.TASKS for fold in folds]
+    specs = [ModelSpec("classifier", CLASSIFIER_TASK, fold) for fold in folds]
     return specs + [ModelSpec("heatmap", HEATMAP_TASK, fold) for fold in folds]
 
 
@@ -77,14 +77,15 @@ def training_rows(split: pd.DataFrame, index: pd.DataFrame, spec: ModelSpec) -> 
     return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
 
 
-def classifier_batches(images: np.ndarray, rows: np.ndarray, labels: np.ndarray, cfg: dict[str, Any],
-                       norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> Batches:
-    """Whole images and their labels (`labels` is indexed by store row), shuffled each epoch."""
+def classifier_batches(patches: np.ndarray, labels: np.ndarray, cfg: dict[str, Any], norm: tuple[float, float],
+                       runtime: dict[str, Any], device: torch.device) -> Batches:
+    """Nodule patches and their labels, shuffled each epoch; randomly flipped and turned (a nodule's
+    malignancy does not depend on its orientation)."""
     def epoch(rng: np.random.Generator, augment: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batch in training.shuffled_batches(rows, cfg["batch_size"], rng):
-            x = training.to_input(images[batch], nodules.JSRT_MAX, *norm, device, runtime["channels_last"])
-            if cfg["hflip"]:
-                x = training.random_hflip(x, augment)
+        for batch in training.shuffled_batches(np.arange(len(patches)), cfg["batch_size"], rng):
+            x = random_dihedral(training.to_input(patches[batch], nodules.JSRT_MAX, *norm, device), augment)
+            if runtime["channels_last"]:
+                x = x.contiguous(memory_format=torch.channels_last)
             yield x, torch.from_numpy(labels[batch, None].astype(np.float32)).to(device)
     return epoch
 
@@ -189,16 +190,16 @@ def train(params: dict[str, Any]) -> None:
     states, losses, records = {}, {}, {}
     for spec in specs:
         rows = training_rows(split, index, spec)
-        norm = training.intensity_stats(images, rows, nodules.JSRT_MAX)
         torch.manual_seed(spec.seeds(seed)[2])  # the weight initialisation
         if spec.kind == "classifier":
-            labels = np.zeros(len(index), dtype=np.int64)
-            task = nodules.task_cases(index, spec.task)
-            labels[task["row"]] = task["label"]
+            patches = nodules.nodule_patches(images, rows, targets, cfg["classifier"]["patch"])
+            norm = training.intensity_stats(patches, np.arange(len(rows)), nodules.JSRT_MAX)
+            labels = nodules.task_cases(index, spec.task).set_index("row").loc[rows, "label"].to_numpy()
             model = nodules.build_classifier(cfg["classifier"])
-            batches = classifier_batches(images, rows, labels, cfg["classifier"], norm, runtime, device)
+            batches = classifier_batches(patches, labels, cfg["classifier"], norm, runtime, device)
             loss_fn = F.binary_cross_entropy_with_logits
         else:
+            norm = training.intensity_stats(images, rows, nodules.JSRT_MAX)
             model = nodules.build_heatmap_model(cfg["heatmap"])
             batches = heatmap_batches(images, rows, targets, cfg["heatmap"], norm, runtime, device)
             loss_fn = heatmap_loss
@@ -220,7 +221,7 @@ def train(params: dict[str, Any]) -> None:
         for name, state in states.items():
             training.save_checkpoint(out / f"{name}.pt", {"state_dict": state})
         write_json(out / "config.json", {"size": int(images.shape[-1]), "folds": sorted({s.fold for s in specs}),
-                                         "tasks": list(nodules.TASKS), "heatmap_task": HEATMAP_TASK,
+                                         "heatmap_task": HEATMAP_TASK, "classifier_task": CLASSIFIER_TASK,
                                          "classifier": cfg["classifier"], "heatmap": cfg["heatmap"], "models": records})
     for checkpoint in checkpoints.values():
         checkpoint.clear()

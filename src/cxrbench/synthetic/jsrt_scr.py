@@ -38,6 +38,11 @@ _SERIES_CODE = {"JPCLN": 1, "JPCNN": 2}  # keeps the two series' random streams 
 _SUBTLETY_WEIGHTS = np.array([25, 29, 50, 38, 12], dtype=float)
 _SUBTLETY_CONTRAST = np.array([0.08, 0.14, 0.22, 0.34, 0.52])
 _MALIGNANT_SHARE = 100 / 154
+# Malignancy shows in the image: carcinomas are larger (median diameter, lognormal spread 0.35) with
+# irregular, spiculated margins; benign nodules smaller and smooth, some calcified (a denser core).
+_MALIGNANT_MEDIAN_MM = 20.0
+_BENIGN_MEDIAN_MM = 11.0
+_BENIGN_CALCIFIED_SHARE = 0.4
 _MALIGNANT = ("lung cancer", "adenocarcinoma", "squamous cell carcinoma", "small cell carcinoma",
               "large cell carcinoma", "metastasis")
 _BENIGN = ("granuloma", "hamartoma", "pulmonary hematoma", "inflammatory mass", "tuberculoma",
@@ -101,18 +106,29 @@ def _nodule_location(masks: dict[str, np.ndarray], row: int, col: int, rng: np.r
     return lobe
 
 
-def draw_nodule(image: np.ndarray, x: int, y: int, size_mm: float, contrast: float) -> None:
-    """Add a round opacity of diameter `size_mm` centred on pixel (x, y) of a 2048 display image.
+def draw_nodule(image: np.ndarray, x: int, y: int, size_mm: float, contrast: float, *,
+                spiculation: float = 0.0, phases: np.ndarray | None = None, calcified: bool = False) -> None:
+    """Add an opacity of mean diameter `size_mm` centred on pixel (x, y) of a 2048 display image.
 
-    The profile is a sphere's projected thickness, slightly softened at the rim; it must fit
-    inside the image.
+    The profile is a sphere's projected thickness, slightly softened at the rim; it must fit inside the image.
+    `spiculation` > 0 makes the margin irregular, as in carcinomas: the radius varies with the angle by
+    harmonics 5 to 9 (one phase each in `phases`) of that relative amplitude. A `calcified` nodule (as
+    granulomas and hamartomas often are) has a denser core of half its radius.
     """
     radius = size_mm / JSRT_PIXEL_MM / 2
-    reach = int(np.ceil(radius)) + 1
+    reach = int(np.ceil(radius * (1 + spiculation))) + 1
     window = np.s_[y - reach : y + reach + 1, x - reach : x + reach + 1]
     offsets = np.arange(-reach, reach + 1, dtype=np.float32)
     distance2 = (offsets[None, :] ** 2 + offsets[:, None] ** 2) / np.float32(radius**2)
-    image[window] += np.float32(contrast) * np.clip(1.0 - distance2, 0.0, None) ** 0.6
+    if spiculation > 0:
+        angle = np.arctan2(offsets[:, None], offsets[None, :])
+        harmonics = np.arange(5, 10)[:, None, None]
+        margin = 1 + spiculation * np.cos(harmonics * angle + phases[:, None, None]).mean(axis=0)
+        distance2 = distance2 / (margin**2).astype(np.float32)
+    profile = np.clip(1.0 - distance2, 0.0, None) ** 0.6
+    if calcified:
+        profile += 0.6 * np.clip(1.0 - 4 * distance2, 0.0, None) ** 0.6
+    image[window] += np.float32(contrast) * profile
 
 
 def _add_nodule(
@@ -123,7 +139,9 @@ def _add_nodule(
     lungs = (masks["left lung"] | masks["right lung"]).astype(np.uint8)
     depth = cv2.distanceTransform(lungs, cv2.DIST_L2, 5)  # SCR-grid pixels to the lung edge
     scr_mm = JSRT_PIXEL_MM * JSRT_SIZE / SCR_SIZE
-    size_mm = int(np.clip(np.rint(rng.lognormal(np.log(15.0), 0.45)), 6, 60))
+    malignant = bool(rng.random() < _MALIGNANT_SHARE)
+    median_mm = _MALIGNANT_MEDIAN_MM if malignant else _BENIGN_MEDIAN_MM
+    size_mm = int(np.clip(np.rint(rng.lognormal(np.log(median_mm), 0.35)), 6, 60))
     size_mm = min(size_mm, int(2 * scr_mm * (depth.max() - 2)))
     radius_scr = size_mm / scr_mm / 2
     candidates = np.flatnonzero(depth.ravel() >= radius_scr + 2)
@@ -132,9 +150,12 @@ def _add_nodule(
     y = 2 * row + int(rng.integers(2))
 
     subtlety = int(rng.choice(5, p=_SUBTLETY_WEIGHTS / _SUBTLETY_WEIGHTS.sum())) + 1
-    draw_nodule(image, x, y, size_mm, _SUBTLETY_CONTRAST[subtlety - 1] * rng.uniform(0.85, 1.15))
-
-    malignant = bool(rng.random() < _MALIGNANT_SHARE)
+    contrast = _SUBTLETY_CONTRAST[subtlety - 1] * rng.uniform(0.85, 1.15)
+    if malignant:
+        draw_nodule(image, x, y, size_mm, contrast, spiculation=rng.uniform(0.2, 0.4),
+                    phases=rng.uniform(0, 2 * np.pi, 5))
+    else:
+        draw_nodule(image, x, y, size_mm, contrast, calcified=bool(rng.random() < _BENIGN_CALCIFIED_SHARE))
     return NoduleRecord(
         name=name, subtlety=subtlety, size_mm=size_mm, age=age, sex=sex, x=x, y=y,
         malignant=malignant, location=_nodule_location(masks, row, col, rng),
