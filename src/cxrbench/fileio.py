@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -111,6 +112,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def metric_value(value: float) -> float | None:
+    """Six decimals for stable, readable metrics; None (JSON null) where undefined (NaN, e.g. one class only)."""
+    return None if math.isnan(value) else round(float(value), 6)
 
 
 def write_json(path: str | Path, obj) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from cxrbench import store, training
 from cxrbench.datasets.nih import LABELS
-from cxrbench.fileio import atomic_path, write_json
+from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points, unit_groups
 from cxrbench.models.networks import build_classifier
 from cxrbench.stages._app import run_stage
@@ -52,13 +52,14 @@ def evaluate(params: dict[str, Any]) -> None:
 
     boot_cfg = params["evaluate"]["bootstrap"]
     patients = index["patient"].to_numpy()[rows]
+    seed = int(np.random.SeedSequence([params["seed"], BOOTSTRAP_SEED_STREAM]).generate_state(1)[0])
     boot = bootstrap_auc(y, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"],
-                         groups=unit_groups(boot_cfg["unit"], patients), seed=int(np.random.SeedSequence([params["seed"], BOOTSTRAP_SEED_STREAM]).generate_state(1)[0]))
-    per_class = {label: {"auc": _round(boot["auc"][k]), "ci_low": _round(boot["ci_low"][k]),
-                         "ci_high": _round(boot["ci_high"][k]), "positives": int(y[:, k].sum())}
+                         groups=unit_groups(boot_cfg["unit"], patients), seed=seed)
+    per_class = {label: {"auc": metric_value(boot["auc"][k]), "ci_low": metric_value(boot["ci_low"][k]),
+                         "ci_high": metric_value(boot["ci_high"][k]), "positives": int(y[:, k].sum())}
                  for k, label in enumerate(LABELS)}
-    metrics = {"test_images": int(len(rows)), "mean_auc": _round(boot["mean_auc"]),
-               "mean_auc_ci": [_round(boot["mean_ci_low"]), _round(boot["mean_ci_high"])],
+    metrics = {"test_images": int(len(rows)), "mean_auc": metric_value(boot["mean_auc"]),
+               "mean_auc_ci": [metric_value(boot["mean_ci_low"]), metric_value(boot["mean_ci_high"])],
                "bootstrap": {"resamples": boot_cfg["resamples"], "alpha": boot_cfg["alpha"], "unit": boot_cfg["unit"],
                              "units": int(boot["n_units"])},
                "per_class": per_class}
@@ -72,11 +73,6 @@ def evaluate(params: dict[str, Any]) -> None:
                              pd.DataFrame(scores.round(6), columns=[f"score_{label}" for label in LABELS])], axis=1)
     with atomic_path("results/classifier", is_dir=True) as out:
         predictions.to_csv(out / "predictions.csv", index=False, lineterminator="\n", float_format="%.6f")
-
-
-def _round(value: float) -> float | None:
-    """Six decimals for stable, readable metrics; None (JSON null) where a class had no positives."""
-    return None if np.isnan(value) else round(float(value), 6)
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ import pandas as pd
 from cxrbench.datasets import google_labels
 from cxrbench.datasets.nih import LABELS
 from cxrbench.errors import DataError
-from cxrbench.fileio import atomic_path, write_json
+from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, operating_point, roc_curve_points, unit_groups
 from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
@@ -109,11 +109,6 @@ def scored_test_images(
     return scored.reset_index(drop=True), int((~in_test).sum())
 
 
-def _rounded(value: float) -> float | None:
-    """Six decimals for stable metrics; None (JSON null) where undefined."""
-    return None if np.isnan(value) else round(float(value), 6)
-
-
 class _Evaluation:
     """Collects AUCs, ROC points and image-level scores of one run."""
 
@@ -135,8 +130,8 @@ class _Evaluation:
         self.scores.append(pd.DataFrame({"set": set_name, "finding": finding, "score_name": score_name,
                                          "image": images["image"].to_numpy(), "patient": images["patient"].to_numpy(),
                                          "truth": truth.astype(np.uint8), "score": score.round(6)}))
-        return {"score": score_name, "auc": _rounded(boot["auc"][0]), "ci_low": _rounded(boot["ci_low"][0]),
-                "ci_high": _rounded(boot["ci_high"][0]), "images": len(truth), "positives": positives,
+        return {"score": score_name, "auc": metric_value(boot["auc"][0]), "ci_low": metric_value(boot["ci_low"][0]),
+                "ci_high": metric_value(boot["ci_high"][0]), "images": len(truth), "positives": positives,
                 "negatives": len(truth) - positives}
 
 
@@ -170,7 +165,7 @@ def reader_points(reads: pd.DataFrame, reference: pd.DataFrame, findings: list[s
 
 def _pooled(readers: pd.DataFrame, set_name: str) -> dict[str, dict[str, Any]]:
     pooled = readers[(readers["set"] == set_name) & (readers["reader"] == "pooled")]
-    return {row.finding: {"sensitivity": _rounded(row.sensitivity), "specificity": _rounded(row.specificity),
+    return {row.finding: {"sensitivity": metric_value(row.sensitivity), "specificity": metric_value(row.specificity),
                           "reads": int(row.reads)} for row in pooled.itertuples()}
 
 
@@ -216,8 +211,8 @@ def evaluate(params: dict[str, Any]) -> None:
         ALL_FINDINGS_SET: {"images": len(every), "left_out_outside_split": all_outside,
                            "abnormal": abnormal_metrics,
                            "comparison_radiologists": {
-                               row.reader: {"sensitivity": _rounded(row.sensitivity),
-                                            "specificity": _rounded(row.specificity), "reads": int(row.reads)}
+                               row.reader: {"sensitivity": metric_value(row.sensitivity),
+                                            "specificity": metric_value(row.specificity), "reads": int(row.reads)}
                                for row in readers[readers["set"] == ALL_FINDINGS_SET].itertuples()}},
     }
     for finding, result in four_metrics.items():

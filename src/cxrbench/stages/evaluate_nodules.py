@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from cxrbench import nodules, store, training
-from cxrbench.fileio import atomic_path, write_json
+from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
 from cxrbench.metrics.roc import bootstrap_auc, roc_auc
 from cxrbench.stages._app import run_stage
@@ -123,10 +123,10 @@ def froc_curves(candidates: pd.DataFrame, truths: pd.DataFrame, n_images: int) -
 def auc_summary(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray | None, boot_cfg: dict[str, Any],
                 seed: int) -> dict[str, Any]:
     boot = bootstrap_auc(labels, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"], seed=seed)
-    summary = {"cases": int(len(labels)), "positives": int(labels.sum()), "auc": _round(boot["auc"][0]),
-               "ci_low": _round(boot["ci_low"][0]), "ci_high": _round(boot["ci_high"][0])}
+    summary = {"cases": int(len(labels)), "positives": int(labels.sum()), "auc": metric_value(boot["auc"][0]),
+               "ci_low": metric_value(boot["ci_low"][0]), "ci_high": metric_value(boot["ci_high"][0])}
     if folds is not None:
-        summary["per_fold"] = {str(fold): _round(roc_auc(labels[folds == fold], scores[folds == fold])[0])
+        summary["per_fold"] = {str(fold): metric_value(roc_auc(labels[folds == fold], scores[folds == fold])[0])
                                for fold in np.unique(folds)}
     return summary
 
@@ -158,8 +158,10 @@ def classification_metrics(predictions: pd.DataFrame, index: pd.DataFrame, boot_
 def froc_summary(curve: FrocCurve) -> dict[str, Any]:
     sensitivities = sensitivity_at(curve, nodules.FP_PER_IMAGE)
     return {"nodules": curve.n_nodules,
-            "sensitivity_at_fp_per_image": {f"{fp:g}": _round(s) for fp, s in zip(nodules.FP_PER_IMAGE, sensitivities)},
-            "max_sensitivity": _round(curve.sensitivity[-1]), "fp_per_image_at_max": _round(curve.fp_per_image[-1])}
+            "sensitivity_at_fp_per_image": {f"{fp:g}": metric_value(s)
+                                            for fp, s in zip(nodules.FP_PER_IMAGE, sensitivities)},
+            "max_sensitivity": metric_value(curve.sensitivity[-1]),
+            "fp_per_image_at_max": metric_value(curve.fp_per_image[-1])}
 
 
 def write_results(predictions: pd.DataFrame, candidates: pd.DataFrame, hit: np.ndarray,
@@ -206,11 +208,6 @@ def evaluate(params: dict[str, Any]) -> None:
              metrics["froc"]["all"]["sensitivity_at_fp_per_image"])
     write_json("metrics/nodules.json", metrics)
     write_results(predictions, candidates, candidate_hits(candidates, truths), curves)
-
-
-def _round(value: float) -> float | None:
-    """Six decimals for stable, readable metrics; None (JSON null) where undefined (e.g. one class only)."""
-    return None if np.isnan(value) else round(float(value), 6)
 
 
 def main() -> None:
