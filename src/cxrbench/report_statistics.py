@@ -87,7 +87,9 @@ def nih_class_table(stats: dict[str, Any]) -> pd.DataFrame:
 
 def age_histogram(age: dict[str, Any], title: str):
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(list(age["bins"]), list(age["bins"].values()), color="steelblue")
+    # the bins come back from JSON in key order ("100-120" before "20-29"): order them by their lower bound
+    bins = sorted(age["bins"].items(), key=lambda item: int(item[0].split("-")[0]))
+    ax.bar([name for name, _ in bins], [count for _, count in bins], color="steelblue")
     ax.set(xlabel="age (years)", ylabel="images", title=title)
     ax.tick_params(axis="x", labelrotation=45)
     return fig
