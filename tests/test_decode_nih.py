@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,3 +57,21 @@ def test_quarantine_lists_bad_images_and_keeps_the_rest(raw_nih: Path, monkeypat
         decode_nih.decode(_params("fail"))
     assert all(name in str(caught.value) for name in bad)
     assert ((decode_nih.STORE / "quarantine.csv").read_bytes(), store.find_images(decode_nih.STORE).read_bytes()) == before
+
+
+@pytest.mark.parametrize("size", [224, 100, 64, 32])
+def test_resample_is_area_resampling_up_to_sharp_edges(size):
+    """An integer factor is OpenCV's area resampling itself; a non-integer one (halvings first) is within
+    1 grey level of it on a smooth film and differs only where an output border splits a halved pixel."""
+    rng = np.random.default_rng(size)
+    noise = rng.integers(0, 256, (1024, 1024), dtype=np.uint8)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 8)
+    for image in (noise, smooth):
+        direct = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        difference = np.abs(decode_nih.resample(image, size).astype(int) - direct)
+        if 1024 % size == 0:
+            assert difference.max() == 0
+        elif image is smooth:
+            assert difference.max() <= 1
+        else:
+            assert 0 < difference.max() < 64  # pure edges: close, not equal
