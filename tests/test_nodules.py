@@ -15,13 +15,15 @@ import yaml
 from cxrbench import config, nodules, nodules_report, store
 from cxrbench.errors import DataError
 from cxrbench.published import load as load_published
-from cxrbench.stages import evaluate_nodules, split_jsrt, train_nodules
+from cxrbench.stages import decode_jsrt, evaluate_nodules, split_jsrt, train_nodules
 
 SIZE = 32
+ROI_SIZE = 16
+ROI_PIXEL_MM = 4.0
 FOLDS = 2
 TINY = {
     "folds": FOLDS,
-    "classifier": {"init_features": 4, "growth_rate": 4, "block_config": [2], "patch": 16, "epochs": 10,
+    "classifier": {"init_features": 4, "growth_rate": 4, "block_config": [2], "epochs": 10,
                    "batch_size": 4, "lr": 0.01},
     "heatmap": {"channels": [4, 8], "res_units": 0, "patch": 16, "patches_per_case": 2, "epochs": 3,
                 "batch_size": 8, "lr": 0.01},
@@ -56,16 +58,23 @@ def jsrt_index(n_nodule: int, n_normal: int, seed: int = 0) -> pd.DataFrame:
 
 
 def write_store(root: Path, index: pd.DataFrame, seed: int = 0) -> None:
-    """data/store/jsrt of blob phantoms: noise, plus a bright disc at each nodule (easy to learn)."""
+    """data/store/jsrt of blob phantoms: noise, plus a bright disc at each nodule (easy to learn), in the
+    images and, at ROI_PIXEL_MM per pixel, in the nodule ROIs."""
     rng = np.random.default_rng(seed)
     images = rng.normal(1500, 120, size=(len(index), SIZE, SIZE))
     targets = nodules.HeatmapTargets.from_index(index, SIZE)
     grid = np.broadcast_to(np.arange(SIZE), (len(index), SIZE))
     images += 1500 * (targets.render(np.arange(len(index)), grid, grid) > 0.5)
+    rois = rng.normal(1500, 120, size=(len(index), ROI_SIZE, ROI_SIZE))
+    offset = np.hypot(*np.meshgrid(np.arange(ROI_SIZE) - ROI_SIZE / 2, np.arange(ROI_SIZE) - ROI_SIZE / 2))
+    radius = index["size_mm"].to_numpy(np.float64) / 2 / ROI_PIXEL_MM
+    rois += 1500 * (offset[None] <= radius[:, None, None])
+    rois[~index["nodule"].to_numpy(bool)] = 0  # as decode_jsrt leaves the cases without a nodule
     directory = root / "data" / "store" / "jsrt"
     directory.mkdir(parents=True)
     np.save(store.images_path(directory, SIZE), np.clip(images, 0, 4095).astype(np.uint16))
     np.save(store.masks_path(directory, SIZE), np.zeros((len(index), SIZE, SIZE), np.uint8))
+    np.save(store.nodule_rois_path(directory, ROI_SIZE), np.clip(rois, 0, 4095).astype(np.uint16))
     store.write_index(directory, index)
 
 
@@ -191,14 +200,21 @@ def test_patches_hold_the_nodule_in_half_of_a_nodule_case_and_stay_inside():
     assert not inside[rows >= 6].any()  # no nodule, NaN centre
 
 
-def test_nodule_patches_centre_the_nodule_and_shift_inwards_at_the_edge():
-    index = jsrt_index(2, 1)
-    index.loc[0, ["x", "y"]] = [1039.5, 527.5]  # store (64 px) pixel (32, 16)
-    index.loc[1, ["x", "y"]] = [15.5, 2031.5]  # store pixel (0, 63): at the corner
-    images = np.arange(3 * 64 * 64, dtype=np.uint16).reshape(3, 64, 64)
-    patches = nodules.nodule_patches(images, np.array([0, 1]), nodules.HeatmapTargets.from_index(index, 64), 8)
-    np.testing.assert_array_equal(patches[0], images[0, 12:20, 28:36])  # the nodule's pixel at (4, 4)
-    np.testing.assert_array_equal(patches[1], images[1, 56:64, 0:8])
+def test_nodule_roi_averages_the_full_resolution_square_around_the_centre():
+    display = np.arange(2048 * 2048, dtype=np.uint16).reshape(2048, 2048) % 4096
+    factor = decode_jsrt.roi_factor(8, 8 * 3 * 0.175)
+    assert factor == 3
+    roi = decode_jsrt.nodule_roi(display, x=1000, y=700, roi_size=8, factor=factor)
+    square = display[700 - 12 : 700 + 12, 1000 - 12 : 1000 + 12].astype(np.float64)
+    np.testing.assert_array_equal(roi, np.rint(square.reshape(8, 3, 8, 3).mean(axis=(1, 3))))
+    assert roi.dtype == np.uint16
+
+
+def test_nodule_roi_mirrors_the_image_beyond_its_border():
+    display = np.random.default_rng(0).integers(0, 4096, (2048, 2048), dtype=np.uint16)
+    corner = decode_jsrt.nodule_roi(display, x=0, y=2047, roi_size=4, factor=2)
+    mirrored = np.pad(display, 4, mode="reflect")[2047 : 2047 + 8, 0:8].astype(np.float64)
+    np.testing.assert_array_equal(corner, np.rint(mirrored.reshape(4, 2, 4, 2).mean(axis=(1, 3))))
 
 
 def test_froc_by_subtlety_ignores_hits_on_other_subtleties():
@@ -265,7 +281,7 @@ def test_evaluation_is_out_of_fold_and_complete(trained):
 
 def test_models_learn_what_the_store_shows(trained):
     """The blobs of the phantom store are obvious: most are found within a false positive per image, the heat
-    map's peak tells nodule cases from the others, and the patch classifier the large (malignant) nodules from
+    map's peak tells nodule cases from the others, and the ROI classifier the large (malignant) nodules from
     the small ones."""
     metrics = json.loads((trained / "metrics/nodules.json").read_text())
     assert metrics["froc"]["all"]["sensitivity_at_fp_per_image"]["1"] >= 0.6
@@ -348,10 +364,10 @@ def test_nodule_parameters_are_checked_naming_the_key_and_the_allowed_ones():
     demo = composed["nodules"]
     assert tiny["folds"] <= demo["folds"] and tiny["heatmap"]["epochs"] < demo["heatmap"]["epochs"]
     composed["nodules"]["heatmap"]["sigma"] = 2
-    composed["nodules"]["classifier"]["patch"] = "big"
+    composed["nodules"]["classifier"]["epochs"] = "many"
     with pytest.raises(DataError) as err:
         config.validate(composed, "my.yaml")
     message = str(err.value)
     assert "nodules.heatmap" in message and "'sigma' was unexpected" in message
     assert "allowed: batch_size, channels, epochs, lr, patch, patches_per_case, res_units" in message
-    assert "nodules.classifier.patch" in message and "integer" in message
+    assert "nodules.classifier.epochs" in message and "integer" in message

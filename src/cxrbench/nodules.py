@@ -3,8 +3,9 @@ cxrbench.nodules_report, so that these stages do not depend on the metrics and p
 
 Two classification tasks, each cross-validated by case (data/splits/jsrt_nodules.csv):
     nodule       nodule vs no nodule, every case, scored by the heat-map model's peak (the usual CAD image score);
-    malignancy   malignant vs benign, the nodule cases only, scored by a small DenseNet on a patch around the
-                 nodule (the metadata centre), as JSRT malignancy is classified on nodule ROIs.
+    malignancy   malignant vs benign, the nodule cases only, scored by a small DenseNet on the nodule's region of
+                 interest (the store's full-resolution crop at the metadata centre, see decode_jsrt), as JSRT
+                 malignancy is classified on nodule ROIs.
 And nodule localisation: a MONAI U-Net predicts a heat map with a Gaussian blob at each nodule's centre (the
 metadata x, y on the 2048 grid, scaled to the store's size; the blob's sigma is the nodule's radius, from
 size_mm at 0.175 mm per pixel). The local maxima of the heat map become scored candidates, scored by FROC
@@ -28,7 +29,7 @@ from monai.networks.nets import DenseNet, UNet
 from cxrbench.datasets import jsrt
 
 TASKS = ("nodule", "malignancy")
-TASK_MODELS = {"nodule": "heat-map U-Net (peak response)", "malignancy": "DenseNet on the nodule patch"}
+TASK_MODELS = {"nodule": "heat-map U-Net (peak response)", "malignancy": "DenseNet on the nodule ROI"}
 FP_PER_IMAGE = (1.0, 2.0, 4.0)  # the benchmark's FROC operating points (false positives per image)
 JSRT_MAX = float(jsrt.MAX_VALUE)
 
@@ -107,20 +108,8 @@ class HeatmapTargets:
         return np.nan_to_num(maps, nan=0.0).astype(np.float32)
 
 
-def nodule_patches(images: np.ndarray, rows: np.ndarray, targets: HeatmapTargets, patch: int) -> np.ndarray:
-    """Square patches of side `patch` store pixels centred on the nodules of the store rows `rows` (the pixel
-    nearest the centre; shifted inwards where the nodule lies near the image edge), (n, patch, patch)."""
-    size = images.shape[-1]
-    patch = min(patch, size)
-    top = np.clip(np.rint(targets.centre_y[rows]).astype(np.int64) - patch // 2, 0, size - patch)
-    left = np.clip(np.rint(targets.centre_x[rows]).astype(np.int64) - patch // 2, 0, size - patch)
-    window = np.arange(patch)
-    ys, xs = top[:, None] + window, left[:, None] + window
-    return np.asarray(images[rows])[np.arange(len(rows))[:, None, None], ys[:, :, None], xs[:, None, :]]
-
-
 def build_classifier(cfg: dict[str, Any]) -> torch.nn.Module:
-    """MONAI DenseNet (the malignancy patch classifier) on one grey channel with one logit; init_features 64, growth_rate 32 and block_config
+    """MONAI DenseNet (the malignancy ROI classifier) on one grey channel with one logit; init_features 64, growth_rate 32 and block_config
     (6, 12, 24, 16) make it DenseNet-121, smaller values a net that trains in seconds on a CPU."""
     return DenseNet(spatial_dims=2, in_channels=1, out_channels=1, init_features=cfg["init_features"],
                     growth_rate=cfg["growth_rate"], block_config=tuple(cfg["block_config"]))

@@ -24,6 +24,10 @@ def masks_path(store_dir: str | Path, size: int) -> Path:
     return Path(store_dir) / f"masks_{size}.npy"
 
 
+def nodule_rois_path(store_dir: str | Path, size: int) -> Path:
+    return Path(store_dir) / f"nodule_rois_{size}.npy"
+
+
 def _single(store_dir: str | Path, prefix: str) -> Path:
     """A store directory holds one resolution; find its array without the caller knowing the size."""
     found = sorted(Path(store_dir).glob(f"{prefix}_*.npy"))
@@ -38,6 +42,10 @@ def find_images(store_dir: str | Path) -> Path:
 
 def find_masks(store_dir: str | Path) -> Path:
     return _single(store_dir, "masks")
+
+
+def find_nodule_rois(store_dir: str | Path) -> Path:
+    return _single(store_dir, "nodule_rois")
 
 
 def create(path: str | Path, shape: tuple[int, ...], dtype) -> np.memmap:

@@ -1,9 +1,15 @@
 """Stage decode_jsrt: JSRT images (raw or DICOM) -> inverted, resampled uint16 store; SCR masks -> aligned label store.
 
 Writes data/store/jsrt/ with images_<S>.npy (n, S, S) uint16 in display convention (4095 - raw, 12-bit),
-masks_<S>.npy (n, S, S) uint8 with bit i = scr.OBJECTS[i], and index.csv (one row per case: JSRT metadata
-plus SCR fold). Both grids cover the same field of view (2048 px at 0.175 mm; 1024 px at 0.35 mm), so area
-resampling to S x S aligns them.
+masks_<S>.npy (n, S, S) uint8 with bit i = scr.OBJECTS[i], nodule_rois_<R>.npy (n, R, R) uint16 and index.csv
+(one row per case: JSRT metadata plus SCR fold). Both grids cover the same field of view (2048 px at 0.175 mm;
+1024 px at 0.35 mm), so area resampling to S x S aligns them.
+
+Nodule regions of interest: the malignancy classifier needs the nodule's margin and texture, which the
+whole-image store loses (at 128 px a 20 mm nodule is 7 pixels). So each nodule gets an R x R crop of the
+full-resolution image centred on its metadata coordinates, covering about decode.jsrt.nodule_roi.field_mm
+(an integer number f of JSRT pixels per ROI pixel, so the averaging is exact: the field is R * f * 0.175 mm),
+mirrored at the image border. Rows of cases without a nodule stay zero.
 """
 
 from __future__ import annotations
@@ -36,21 +42,45 @@ def resample_masks(masks: np.ndarray, size: int) -> np.ndarray:
     return np.stack(fractions) >= 0.5
 
 
+def roi_factor(roi_size: int, field_mm: float) -> int:
+    """JSRT pixels per ROI pixel: the integer nearest to a field of `field_mm` over `roi_size` pixels."""
+    return max(1, round(field_mm / jsrt.PIXEL_MM / roi_size))
+
+
+def nodule_roi(display: np.ndarray, x: float, y: float, roi_size: int, factor: int) -> np.ndarray:
+    """The (roi_size, roi_size) area average of the roi_size * factor square of `display` centred on JSRT pixel
+    (x, y), mirrored beyond the image border."""
+    side = roi_size * factor
+    top, left = int(round(y)) - side // 2, int(round(x)) - side // 2
+    margin = side  # enough for any centre inside the image
+    padded = cv2.copyMakeBorder(display, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
+    crop = padded[top + margin : top + margin + side, left + margin : left + margin + side]
+    means = crop.reshape(roi_size, factor, roi_size, factor).mean(axis=(1, 3))
+    return np.rint(means).astype(display.dtype)
+
+
 def decode(params: dict[str, Any]) -> None:
     size = params["decode"]["jsrt"]["size"]
+    roi_cfg = params["decode"]["jsrt"]["nodule_roi"]
+    factor = roi_factor(roi_cfg["size"], roi_cfg["field_mm"])
     metadata = jsrt.read_metadata(RAW / "jsrt")
     cases = metadata["case"].tolist()
     files = jsrt.find_images(RAW / "jsrt")  # raw .IMG or the DICOM distribution, any folder depth
-    log.info("decoding %d JSRT cases and their SCR masks to %d px", len(cases), size)
+    log.info("decoding %d JSRT cases and their SCR masks to %d px; nodule ROIs of %d px covering %.1f mm",
+             len(cases), size, roi_cfg["size"], roi_cfg["size"] * factor * jsrt.PIXEL_MM)
     with atomic_path(STORE, is_dir=True) as out:
         images = store.create(store.images_path(out, size), (len(cases), size, size), np.uint16)
         masks = store.create(store.masks_path(out, size), (len(cases), size, size), np.uint8)
-        for row, case in enumerate(tqdm(cases, desc="decode_jsrt", unit="case")):
-            images[row] = resample_image(jsrt.read_image(files[case]), size)
-            masks[row] = store.pack_masks(resample_masks(scr.read_case_masks(RAW / "scr", case), size))
-        images.flush()
-        masks.flush()
-        del images, masks
+        rois = store.create(store.nodule_rois_path(out, roi_cfg["size"]), (len(cases), roi_cfg["size"],
+                                                                            roi_cfg["size"]), np.uint16)
+        for row, record in enumerate(tqdm(metadata.itertuples(), total=len(cases), desc="decode_jsrt", unit="case")):
+            display = jsrt.read_image(files[record.case])
+            images[row] = resample_image(display, size)
+            masks[row] = store.pack_masks(resample_masks(scr.read_case_masks(RAW / "scr", record.case), size))
+            rois[row] = nodule_roi(display, record.x, record.y, roi_cfg["size"], factor) if record.nodule else 0
+        for array in (images, masks, rois):
+            array.flush()
+        del images, masks, rois, array
         index = metadata.assign(fold=[scr.fold_of(c) for c in cases], row=np.arange(len(cases)))
         store.write_index(out, index)
 

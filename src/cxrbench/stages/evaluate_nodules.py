@@ -3,7 +3,7 @@ case scored by the models that did not train on it.
 
 - Classification: AUC with a 95% bootstrap interval over cases (vectorised, seeded), pooled over the folds, plus
   the per-fold AUCs, for `nodule` (nodule vs no nodule; an image's score is the heat-map model's peak, i.e. its
-  best candidate's score) and `malignancy` (malignant vs benign; the patch classifier's score); the nodule task
+  best candidate's score) and `malignancy` (malignant vs benign; the ROI classifier's score); the nodule task
   also per subtlety (the nodules of one subtlety against every case without a nodule, as in the JSRT observer
   study).
 - Localisation: FROC of the candidates against the nodule centres (a hit lies within the nodule's radius), with
@@ -43,7 +43,7 @@ INFERENCE_BATCH = 16
 @torch.no_grad()
 def predict(model: torch.nn.Module, pixels: np.ndarray, items: np.ndarray, norm: tuple[float, float],
             runtime: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """Model outputs for `pixels[items]` (store images or patches), in order, on the host."""
+    """Model outputs for `pixels[items]` (store images or nodule ROIs), in order, on the host."""
     model.eval()
     outputs = []
     for batch in training.ordered_batches(items, INFERENCE_BATCH):
@@ -67,13 +67,12 @@ def held_out_rows(split: pd.DataFrame, index: pd.DataFrame, task: str, fold: int
 
 
 def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame, images: np.ndarray,
-                candidate_cfg: dict[str, Any], runtime: dict[str, Any],
+                rois: np.ndarray, candidate_cfg: dict[str, Any], runtime: dict[str, Any],
                 device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every case scored by the model whose test fold holds it: task scores (case, task, fold, score; the nodule
     task's score is the heat map's peak) and heat-map candidates (case, fold, x, y on the 2048 grid, score)."""
     size = config["size"]
     store_pixel_mm = nodules.jsrt.PIXEL_MM * nodules.jsrt_pixels_per_store_pixel(size)
-    targets = nodules.HeatmapTargets.from_index(index, size)
     case_of_row = index.set_index("row")["case"]
     scores, candidates = [], []
     for name, spec in config["models"].items():
@@ -81,8 +80,7 @@ def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame
         model = load_model(spec, config, name, runtime, device)
         norm = (spec["mean"], spec["std"])
         if spec["kind"] == "classifier":
-            patches = nodules.nodule_patches(images, rows, targets, config["classifier"]["patch"])
-            logits = predict(model, patches, np.arange(len(rows)), norm, runtime, device)[:, 0]
+            logits = predict(model, rois, rows, norm, runtime, device)[:, 0]
         else:
             output = predict(model, images, rows, norm, runtime, device)[:, 0]
             logits = output.flatten(1).amax(dim=1)
@@ -183,9 +181,9 @@ def evaluate(params: dict[str, Any]) -> None:
     device = training.setup_torch(runtime, params["seed"])
     config = json.loads((MODELS / "config.json").read_text())
     index, split = store.read_index(STORE).sort_values("row", ignore_index=True), pd.read_csv(SPLIT)
-    images = store.open_array(store.find_images(STORE))
+    images, rois = store.open_array(store.find_images(STORE)), store.open_array(store.find_nodule_rois(STORE))
     candidate_cfg = params["nodules"]["candidates"]
-    scores, candidates = out_of_fold(config, index, split, images, candidate_cfg, runtime, device)
+    scores, candidates = out_of_fold(config, index, split, images, rois, candidate_cfg, runtime, device)
 
     labels = pd.concat([nodules.task_cases(index, task).assign(task=task) for task in nodules.TASKS])
     predictions = (scores.merge(labels[["case", "task", "label"]], on=["case", "task"], validate="one_to_one")

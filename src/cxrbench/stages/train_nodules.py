@@ -2,7 +2,8 @@
 
 For each fold k of data/splits/jsrt_nodules.csv, trained on the other folds (fold k is its test fold):
 - classifier_malignancy_fold<k>.pt (on the `malignancy` folds): MONAI DenseNet, one logit, malignant vs benign
-  on a patch around the nodule (cxrbench.nodules.nodule_patches); BCE loss, Adam, random flips and quarter turns;
+  on the nodule's region of interest (the store's nodule_rois, see decode_jsrt); BCE loss, Adam, random flips
+  and quarter turns;
 - heatmap_fold<k>.pt (on the `nodule` folds; its peak response also scores nodule vs no nodule): MONAI U-Net trained on random patches to predict a Gaussian blob
   at each nodule centre (cxrbench.nodules.HeatmapTargets); half the patches of a nodule case hold its nodule;
   Dice + BCE loss; random flips and quarter turns (a nodule looks the same turned).
@@ -77,13 +78,13 @@ def training_rows(split: pd.DataFrame, index: pd.DataFrame, spec: ModelSpec) -> 
     return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
 
 
-def classifier_batches(patches: np.ndarray, labels: np.ndarray, cfg: dict[str, Any], norm: tuple[float, float],
+def classifier_batches(rois: np.ndarray, labels: np.ndarray, cfg: dict[str, Any], norm: tuple[float, float],
                        runtime: dict[str, Any], device: torch.device) -> Batches:
-    """Nodule patches and their labels, shuffled each epoch; randomly flipped and turned (a nodule's
+    """Nodule ROIs and their labels, shuffled each epoch; randomly flipped and turned (a nodule's
     malignancy does not depend on its orientation)."""
     def epoch(rng: np.random.Generator, augment: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batch in training.shuffled_batches(np.arange(len(patches)), cfg["batch_size"], rng):
-            x = random_dihedral(training.to_input(patches[batch], nodules.JSRT_MAX, *norm, device), augment)
+        for batch in training.shuffled_batches(np.arange(len(rois)), cfg["batch_size"], rng):
+            x = random_dihedral(training.to_input(rois[batch], nodules.JSRT_MAX, *norm, device), augment)
             if runtime["channels_last"]:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, torch.from_numpy(labels[batch, None].astype(np.float32)).to(device)
@@ -180,10 +181,11 @@ def train(params: dict[str, Any]) -> None:
     cfg, runtime, seed = params["nodules"], params["train"]["runtime"], params["seed"]
     device = training.setup_torch(runtime, seed)
     index, split = store.read_index(STORE).sort_values("row", ignore_index=True), pd.read_csv(SPLIT)
-    images = store.open_array(store.find_images(STORE))
+    images, rois = store.open_array(store.find_images(STORE)), store.open_array(store.find_nodule_rois(STORE))
     targets = nodules.HeatmapTargets.from_index(index, images.shape[-1])
     run = training.fingerprint({"seed": seed, "runtime": runtime, "classifier": cfg["classifier"],
-                                "heatmap": cfg["heatmap"]}, store.find_images(STORE), STORE / store.INDEX, SPLIT)
+                                "heatmap": cfg["heatmap"]}, store.find_images(STORE), store.find_nodule_rois(STORE),
+                               STORE / store.INDEX, SPLIT)
     specs = model_specs(sorted(split["fold"].unique().tolist()))
     checkpoints = {spec.name: training.EpochCheckpoint(f"train_nodules_{spec.name}", run) for spec in specs}
 
@@ -192,11 +194,10 @@ def train(params: dict[str, Any]) -> None:
         rows = training_rows(split, index, spec)
         torch.manual_seed(spec.seeds(seed)[2])  # the weight initialisation
         if spec.kind == "classifier":
-            patches = nodules.nodule_patches(images, rows, targets, cfg["classifier"]["patch"])
-            norm = training.intensity_stats(patches, np.arange(len(rows)), nodules.JSRT_MAX)
+            norm = training.intensity_stats(rois, rows, nodules.JSRT_MAX)
             labels = nodules.task_cases(index, spec.task).set_index("row").loc[rows, "label"].to_numpy()
             model = nodules.build_classifier(cfg["classifier"])
-            batches = classifier_batches(patches, labels, cfg["classifier"], norm, runtime, device)
+            batches = classifier_batches(np.asarray(rois[rows]), labels, cfg["classifier"], norm, runtime, device)
             loss_fn = F.binary_cross_entropy_with_logits
         else:
             norm = training.intensity_stats(images, rows, nodules.JSRT_MAX)
