@@ -72,8 +72,9 @@ def intact_raw_nih(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]
 
 
 def test_a_missing_image_fails_naming_it(intact_raw_nih: list[str]) -> None:
-    (decode_nih.RAW / "images" / intact_raw_nih[1]).unlink()
-    with pytest.raises(DataError, match=rf"1 images listed in {decode_nih.METADATA} are missing, e.g. {intact_raw_nih[1]}"):
+    missing = intact_raw_nih[1]
+    (decode_nih.RAW / "images" / missing).unlink()
+    with pytest.raises(DataError, match=f"1 images listed in {decode_nih.METADATA} are missing, e.g. {missing}"):
         decode_nih.decode(_params("fail"))
     assert not decode_nih.STORE.exists()
 
