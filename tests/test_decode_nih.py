@@ -1,8 +1,9 @@
 """Stage decode_nih on bad images: quarantined in a listed report with the rest of the store intact, or a failure
-naming every bad file."""
+naming every bad file; on missing images: a failure, unless source.archives took a subset and they are outside it."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from cxrbench import store
+from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 from cxrbench.stages import decode_nih
 
@@ -57,6 +59,46 @@ def test_quarantine_lists_bad_images_and_keeps_the_rest(raw_nih: Path, monkeypat
         decode_nih.decode(_params("fail"))
     assert all(name in str(caught.value) for name in bad)
     assert ((decode_nih.STORE / "quarantine.csv").read_bytes(), store.find_images(decode_nih.STORE).read_bytes()) == before
+
+
+@pytest.fixture
+def intact_raw_nih(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The current folder is a project whose data/raw/nih is a small intact synthetic release; its image names."""
+    from cxrbench.synthetic import write_nih
+
+    monkeypatch.chdir(tmp_path)
+    write_nih(decode_nih.RAW, n_patients=3, max_followups=2, test_fraction=0.34, seed=5, min_prevalence=0.0)
+    return sorted(p.name for p in (decode_nih.RAW / "images").glob("*.png"))
+
+
+def test_a_missing_image_fails_naming_it(intact_raw_nih: list[str]) -> None:
+    missing = intact_raw_nih[1]
+    (decode_nih.RAW / "images" / missing).unlink()
+    with pytest.raises(DataError, match=f"1 images listed in {decode_nih.METADATA} are missing, e.g. {missing}"):
+        decode_nih.decode(_params("fail"))
+    assert not decode_nih.STORE.exists()
+
+
+def test_a_subset_of_archives_decodes_only_their_images(intact_raw_nih: list[str],
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    subset = intact_raw_nih[::2]
+    for name in set(intact_raw_nih) - set(subset):  # in archives source.archives did not select
+        (decode_nih.RAW / "images" / name).unlink()
+    nih.write_archive_subset(decode_nih.RAW, subset)
+
+    with caplog.at_level(logging.INFO):
+        decode_nih.decode(_params("fail"))
+
+    index = store.read_index(decode_nih.STORE)
+    assert index["image"].tolist() == subset and index["row"].tolist() == list(range(len(subset)))
+    assert index["ok"].eq(1).all()
+    assert store.open_array(store.find_images(decode_nih.STORE)).shape == (len(subset), 16, 16)
+    assert f"{len(subset)} of {len(intact_raw_nih)} images listed in {decode_nih.METADATA} are in it" in caplog.text
+
+    # An image of a selected archive that is missing still fails.
+    (decode_nih.RAW / "images" / subset[0]).unlink()
+    with pytest.raises(DataError, match=f"1 images listed in {decode_nih.METADATA} are missing, e.g. {subset[0]}"):
+        decode_nih.decode(_params("fail"))
 
 
 @pytest.mark.parametrize("size", [224, 100, 64, 32])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import cxrbench
@@ -31,6 +32,7 @@ from cxrbench.acquire.nih_archives import (
     archive_by_number,
     find_local_copy,
 )
+from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 
 pytestmark = pytest.mark.download
@@ -518,6 +520,29 @@ def test_acquire_nih_stage_downloads_verifies_unpacks_and_reruns_for_free(
     assert sorted(p.name for p in (raw / "images").iterdir()) == [p.name for p in images]  # the good copy stays
 
 
+def test_acquire_nih_stage_with_a_subset_links_and_lists_only_the_selected_archives_images(
+    http_server: FileServer, synthetic_release: tuple[Path, Path], tmp_path: Path
+) -> None:
+    nih_release, google = synthetic_release
+    images = sorted(p.name for p in (nih_release / "images").glob("*.png"))
+    _, table = _serve_mirror(http_server, nih_release, tmp_path)
+    work = tmp_path / "project"
+    work.mkdir()
+    overrides = ["source=download", "source.jsrt=unused", "source.scr=unused", f"source.google={google}",
+                 f"source.base_url={http_server.url}", f"source.archive_table={table}"]
+    assert _run_acquire_nih(work, [*overrides, "source.archives=[1]"]).returncode == 0
+
+    # The download folder keeps archive 1's images; data/raw/nih takes archive 2's alone.
+    second = _run_acquire_nih(work, [*overrides, "source.archives=[2]"])
+    assert second.returncode == 0, second.stderr
+    raw = work / "data/raw/nih"
+    assert len(list((work / "downloads/nih/images").iterdir())) == len(images)
+    assert sorted(p.name for p in (raw / "images").iterdir()) == images[len(images) // 2:]
+    listed = pd.read_csv(raw / nih.ARCHIVE_SUBSET)["image"].tolist()
+    assert listed == images[len(images) // 2:]
+    assert f"{nih.ARCHIVE_SUBSET},".encode() in (work / "data/manifests/nih.csv").read_bytes()
+
+
 def test_local_source_with_archives_verifies_and_unpacks_them_once(
     synthetic_release: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -538,10 +563,10 @@ def test_local_source_with_archives_verifies_and_unpacks_them_once(
         f"{k},unused,{len(data)},{md5_of(data)}\n" for k, data in enumerate(archives, 1)))
     source = {"kind": "local", "nih": str(copy), "archives": None, "base_url": None, "archive_table": str(table)}
 
-    assert prepare_nih(source) == copy
+    assert prepare_nih(source) == (copy, None)
     assert sorted(p.name for p in (copy / "images").iterdir()) == [p.name for p in images]
     unpacked_at = (copy / "images" / images[0].name).stat().st_mtime_ns
-    assert prepare_nih(source) == copy
+    assert prepare_nih(source) == (copy, None)
     assert (copy / "images" / images[0].name).stat().st_mtime_ns == unpacked_at  # not unpacked again
 
     damaged = copy / "images_02.tar.gz"
@@ -563,9 +588,10 @@ def test_download_of_a_subset_fetches_and_checks_only_those_archives(
     source = {"kind": "download", "nih": str(folder), "archives": [2], "base_url": http_server.url,
               "archive_table": str(table)}
 
-    assert prepare_nih(source) == folder
+    second_half = [p.name for p in images[len(images) // 2:]]
+    assert prepare_nih(source) == (folder, second_half)
     assert sorted(name for name, _ in http_server.requests) == sorted(["part2.gz", *METADATA_FILES])
-    assert sorted(p.name for p in (folder / "images").iterdir()) == [p.name for p in images[len(images) // 2:]]
+    assert sorted(p.name for p in (folder / "images").iterdir()) == second_half
     assert "selects 1 archive(s)" in caplog.text
 
     with pytest.raises(DataError, match=r"archive\(s\) \[3\], which the archive table does not list"):

@@ -164,6 +164,25 @@ def test_boxed_images_outside_the_split_are_left_out_and_counted(tmp_path):
     assert (metrics["per_class"]["Mass"]["boxes"], metrics["per_class"]["Mass"]["images"]) == (2, 1)
 
 
+def test_boxes_outside_a_subset_of_archives_are_left_out_and_others_unknown_to_the_store_refused(
+        tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    boxes = pd.DataFrame(BOXES, columns=["image", "label", "x", "y", "w", "h"])
+    decoded = ["00000001_000.png", "00000002_000.png"]  # the images of the selected archives
+    index = pd.DataFrame({"image": decoded, "patient": [1, 2], "row": [0, 1]})
+    split = pd.DataFrame({"image": decoded, "patient": [1, 2], "part": "test"})
+    with pytest.raises(DataError, match=r"2 boxed image\(s\) are not in the NIH metadata"):
+        stage.boxes_to_evaluate(boxes, index, split)
+
+    stage.RAW.mkdir(parents=True)
+    nih.write_archive_subset(stage.RAW, decoded)
+    with caplog.at_level("INFO"):
+        kept, left_out = stage.boxes_to_evaluate(boxes, index, split)
+    assert kept["image"].tolist() == ["00000001_000.png", "00000001_000.png", "00000002_000.png"]
+    assert kept["row"].tolist() == [0, 0, 1] and left_out == {"boxes": 0, "images": 0}
+    assert f"3 of 6 boxes of {nih.BBOX_NAME} are in it, the other 3 are left out" in caplog.text
+
+
 def test_the_real_box_list_is_all_held_out_under_the_official_split(shared_nih):
     boxes = nih.read_bbox(shared_nih / nih.BBOX_NAME)
     boxed = boxes["image"].unique()

@@ -190,12 +190,15 @@ def test_images_or_patients_the_classifier_saw_are_refused(tmp_path, extra, foun
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
 
 
-def test_labelled_images_outside_the_split_are_left_out_and_counted(tmp_path):
+def test_labelled_images_outside_the_split_are_left_out_and_counted(tmp_path, caplog):
+    """As an image quarantined, of another view or outside the archives source.archives selected is."""
     parts = {image: part for image, part in PARTS.items() if image != "00000002_000.png"}
     write_inputs(tmp_path, parts, scores().drop(index=1))
-    metrics = run_stage_in(tmp_path)
+    with caplog.at_level("INFO"):
+        metrics = run_stage_in(tmp_path)
     assert (metrics["four_findings"]["images"], metrics["four_findings"]["left_out_outside_split"]) == (7, 1)
     assert (metrics["all_findings"]["images"], metrics["all_findings"]["left_out_outside_split"]) == (5, 1)
+    assert "four_findings_expert_labels/test_labels.csv: 1 of 8 labelled images are outside the split" in caplog.text
 
 
 def test_test_images_without_a_score_fail_naming_the_predictions(tmp_path):

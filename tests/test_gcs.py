@@ -79,7 +79,7 @@ def test_acquire_nih_gcs_source_fills_the_folder_from_the_bucket(
     monkeypatch.setattr(gcs, "open_bucket", lambda project: billed.append(project) or bucket)
     source = {"kind": "gcs", "nih": str(folder), "bucket": f"/{gcs.NIH_BUCKET}", "billing_project": "my-project"}
 
-    assert prepare_nih(source) == folder
+    assert prepare_nih(source) == (folder, None)
     assert billed == ["my-project"]
     assert {p.name: p.read_bytes() for p in (folder / "images").iterdir()} == {
         p.name: p.read_bytes() for p in (release / "images").iterdir()}

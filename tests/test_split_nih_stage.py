@@ -1,10 +1,12 @@
 """The split_nih stage on a synthetic NIH release with Google's label files: the random patient split keeps
-every scored test set in test, is byte-identical for a seed, and the label-version restriction leaves out
-exactly the images whose labels differ."""
+every scored test set in test, is byte-identical for a seed, the label-version restriction leaves out
+exactly the images whose labels differ, and a subset of the archives splits only its images."""
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -75,3 +77,35 @@ def test_labels_agree_with_leaves_out_the_relabelled_images(release, monkeypatch
     assert {row["image"] for row in info["labels_agree_with"]["examples"]} == changed
     _, full = run_split(release, monkeypatch)
     assert sum(c["images"] for c in full["counts"].values()) == sum(c["images"] for c in info["counts"].values()) + 2
+
+
+@pytest.fixture
+def subset_release(release, tmp_path) -> tuple[Path, list[str]]:
+    """A copy of `release` as after source.archives: the store holds the first 60 % of the images by name (NIH
+    archives are runs of names, one patient's films may straddle two); the subset's image names."""
+    root = tmp_path / "project"
+    shutil.copytree(release, root)
+    index = store.read_index(root / "data/store/nih").sort_values("image", ignore_index=True)
+    index = index.iloc[: len(index) * 6 // 10]
+    store.write_index(root / "data/store/nih", index)
+    nih.write_archive_subset(root / split_nih.RAW, index["image"].tolist())
+    return root, index["image"].tolist()
+
+
+@pytest.mark.parametrize("scheme", ["official", "random_patients"])
+def test_a_subset_of_archives_splits_only_its_images_and_keeps_scored_patients_held_out(
+        subset_release, monkeypatch, caplog, scheme):
+    root, subset = subset_release
+    with caplog.at_level(logging.INFO):
+        _, info = run_split(root, monkeypatch, f"split={scheme}")
+    split = pd.read_csv(split_nih.OUT)
+    assert set(split["image"]) <= set(subset) and sum(c["images"] for c in info["counts"].values()) == len(split)
+    check_no_leakage(split, "nih.csv")
+    for name, (path, read) in split_nih.SCORED_TEST_SETS.items():  # every labelled patient, decoded or not
+        labelled = read(path)
+        if "patient" in labelled.columns:
+            require_held_out(labelled, split, path)
+    if scheme == "official":
+        test_list = nih.read_split_list(split_nih.RAW / nih.TEST_LIST)
+        in_subset = len(set(test_list) & set(subset))
+        assert f"{in_subset} of {len(test_list)} images of {nih.TEST_LIST} are in it" in caplog.text

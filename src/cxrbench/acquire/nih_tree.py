@@ -79,8 +79,10 @@ def local_archives(folder: Path, table: tuple[NihArchive, ...]) -> list[NihArchi
     return [archive for archive in table if find_local_copy(folder, archive) is not None]
 
 
-def tree_files(folder: Path) -> list[Path]:
-    """The files of an NIH copy that go into data/raw/nih: metadata files and images/*.png (not the archives,
-    download markers or anything else a user keeps there)."""
+def tree_files(folder: Path, images: list[str] | None = None) -> list[Path]:
+    """The files of an NIH copy that go into data/raw/nih: metadata files and images/*.png, or only `images` of
+    them (not the archives, download markers, images of archives not selected now or anything else kept there)."""
     metadata = [folder / name for name in (*nih.DATA_ENTRY_NAMES, nih.BBOX_NAME, nih.TRAIN_VAL_LIST, nih.TEST_LIST)]
-    return [path for path in metadata if path.is_file()] + sorted((folder / nih.IMAGES_DIR).glob("*.png"))
+    image_dir = folder / nih.IMAGES_DIR
+    pngs = sorted(image_dir.glob("*.png")) if images is None else [image_dir / name for name in sorted(images)]
+    return [path for path in metadata if path.is_file()] + pngs

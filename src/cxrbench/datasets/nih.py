@@ -25,6 +25,7 @@ PNGs in `nih_dir/images/`.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -35,6 +36,7 @@ import pandas as pd
 from cxrbench.datasets import decode_grey8, read_csv_rows
 from cxrbench.errors import DataError
 
+log = logging.getLogger(__name__)
 LABELS = (
     "Atelectasis",
     "Cardiomegaly",
@@ -58,6 +60,8 @@ BBOX_NAME = "BBox_List_2017.csv"
 TRAIN_VAL_LIST = "train_val_list.txt"
 TEST_LIST = "test_list.txt"
 IMAGES_DIR = "images"
+# The images of the archives source.archives selected; acquire_nih writes it into data/raw/nih for a subset only.
+ARCHIVE_SUBSET = "archive_subset.csv"
 IMPOSSIBLE_AGE_YEARS = 120
 DOWNLOAD_URL = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
 GET_FILES = f"download it from the NIH release ({DOWNLOAD_URL}) and place it here unmodified"
@@ -319,6 +323,24 @@ def read_png(path: str | Path) -> np.ndarray:
 def find_data_entry(nih_dir: str | Path) -> Path | None:
     """The metadata file in `nih_dir`: Data_Entry_2017_v2020.csv when present, else Data_Entry_2017.csv."""
     return next((Path(nih_dir) / name for name in DATA_ENTRY_NAMES if (Path(nih_dir) / name).is_file()), None)
+
+
+def write_archive_subset(nih_dir: str | Path, images: list[str]) -> None:
+    """Record in `nih_dir` that it holds only `images`, those of the archives source.archives selected."""
+    pd.DataFrame({"image": sorted(images)}).to_csv(Path(nih_dir) / ARCHIVE_SUBSET, index=False, lineterminator="\n")
+
+
+def in_archive_subset(images: pd.Series, nih_dir: str | Path, what: str) -> pd.Series:
+    """Which of `images` the NIH copy in `nih_dir` holds: all of them, or only those of the archives
+    source.archives selected when acquire_nih recorded a subset there, logging how many of the `what` that
+    leaves out."""
+    path = Path(nih_dir) / ARCHIVE_SUBSET
+    if not path.is_file():
+        return pd.Series(True, index=images.index)
+    kept = images.isin(pd.read_csv(path, dtype=str)["image"])
+    log.info("source.archives took a subset of the NIH archives: %d of %d %s are in it, the other %d are left out",
+             kept.sum(), len(kept), what, (~kept).sum())
+    return kept
 
 
 def _patients(names: list[str]) -> set[str]:

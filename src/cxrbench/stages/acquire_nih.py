@@ -5,6 +5,8 @@ complete NIH folder (see cxrbench.acquire.nih_tree), verify it and hard-link it 
 (unpacked images/ or the archives as downloaded), `download` fetches the archives first (verified, resumable,
 kept so a rerun fetches nothing), `gcs` copies the PNGs from Google's Requester Pays bucket. Google's labels are
 always a local copy: they are released through a Google form, not a download link.
+With `download` and `source.archives` set, data/raw/nih holds the metadata and the images of those archives only,
+listed in nih.ARCHIVE_SUBSET, so that decode_nih and the later stages take just them.
 Writes data/raw/{nih,google} and data/manifests/{nih,google}.csv.
 """
 
@@ -14,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 from cxrbench.manifest import role_by_suffix
 from cxrbench.stages._app import run_stage
@@ -25,17 +28,16 @@ GOOGLE_ROLES = role_by_suffix({".csv": "labels"}, default="documentation")
 GOOGLE_LABELS_PAGE = "https://cloud.google.com/healthcare/docs/resources/public-datasets/nih-chest"
 
 
-def prepare_nih(source: dict[str, Any]) -> Path:
-    """Fetch and unpack what `source` asks for into the folder `source.nih`, verify it, and return it."""
-    from cxrbench.datasets import nih
-
+def prepare_nih(source: dict[str, Any]) -> tuple[Path, list[str] | None]:
+    """Fetch and unpack what `source` asks for into the folder `source.nih` and verify it; return the folder and
+    the images of the archives `source.archives` selects (None: the whole release)."""
     folder = Path(source["nih"])
     if source["kind"] == "gcs":
         from cxrbench.acquire.gcs import fetch_nih_png
 
         fetch_nih_png(folder, bucket=source["bucket"], project=source["billing_project"])
         nih.require_tree(folder)
-        return folder
+        return folder, None
 
     from cxrbench.acquire import nih_tree
     from cxrbench.acquire.download import fetch_archives, fetch_nih
@@ -49,11 +51,11 @@ def prepare_nih(source: dict[str, Any]) -> Path:
     unpacked = nih_tree.unpack_archives(folder, archives)
     if source["kind"] == "local" or source["archives"] is None:
         nih.require_tree(folder)  # every image of the split lists
-    else:
-        log.warning("source.archives selects %d archive(s): only their %d images are checked, and decode_nih "
-                    "needs every image in the metadata", len(archives), len(unpacked))
-        nih.require_tree(folder, unpacked)
-    return folder
+        return folder, None
+    log.warning("source.archives selects %d archive(s): only their %d images are checked, decoded, split and "
+                "evaluated (results not comparable with the whole release's)", len(archives), len(unpacked))
+    nih.require_tree(folder, unpacked)
+    return folder, unpacked
 
 
 def require_google(path: Path) -> Path:
@@ -82,8 +84,10 @@ def acquire(params: dict[str, Any]) -> None:
             from cxrbench.acquire.nih_tree import tree_files
 
             google = require_google(Path(source["google"]))  # before hours of downloading
-            folder = prepare_nih(source)
-            link_tree(folder, nih_dir, tree_files(folder))
+            folder, subset = prepare_nih(source)
+            link_tree(folder, nih_dir, tree_files(folder, subset))
+            if subset is not None:
+                nih.write_archive_subset(nih_dir, subset)
             link_tree(google, google_dir)
 
 

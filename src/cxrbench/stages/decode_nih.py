@@ -4,7 +4,8 @@ Workers decode, resample and write each image straight into its row of the memor
 decompression is the bottleneck, ~15 ms per 1024 px image per core here); only row numbers and problems travel
 back to the parent, and memory stays flat however many images there are. A truncated or non-PNG file fails the stage naming every bad file
 (decode.nih.on_bad_image=fail) or is listed in quarantine.csv and left black with ok=0 in the index
-(=quarantine), which the splits then leave out.
+(=quarantine), which the splits then leave out. When source.archives took a subset of the archives, only the
+images of those are decoded (acquire_nih lists them); otherwise every image in the metadata must be there.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def decode_images(paths: list[Path], size: int, workers: int, out: np.memmap) ->
 
 def decode(params: dict[str, Any]) -> None:
     cfg = params["decode"]["nih"]
-    entries = nih.read_data_entry(RAW / METADATA).sort_values("image", ignore_index=True)
+    entries = nih.read_data_entry(RAW / METADATA)
+    in_copy = nih.in_archive_subset(entries["image"], RAW, f"images listed in {METADATA}")
+    entries = entries[in_copy].sort_values("image", ignore_index=True)
     labels = pd.DataFrame(nih.label_matrix(entries), columns=list(nih.LABELS))
     paths = [RAW / "images" / name for name in entries["image"]]
     missing = [p.name for p in paths if not p.is_file()]

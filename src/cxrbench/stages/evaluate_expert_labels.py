@@ -14,8 +14,8 @@ radiologists. HEDGE ("uncertain if present") counts as a positive call: the read
 
 Only test-part images are scored, and the stage refuses to run (DataError) if any labelled image or patient is
 in the train or val part of data/splits/nih.csv: the classifier was fitted or selected there. Labelled images
-outside the split altogether (quarantined by decode_nih, or a view not in split.nih.views) are left out and
-counted.
+outside the split altogether (quarantined by decode_nih, a view not in split.nih.views, or not decoded because
+source.archives selected other archives) are left out, counted and logged.
 
 Writes metrics/expert_labels.json, plots/expert_labels_roc.csv (set, finding, score, fpr, tpr),
 plots/expert_labels_readers.csv (one operating point per set, finding and reader, and the pooled reads) and
@@ -94,9 +94,11 @@ def scored_test_images(
     labelled: pd.DataFrame, split: pd.DataFrame, predictions: pd.DataFrame, source: str | Path
 ) -> tuple[pd.DataFrame, int]:
     """The labelled images of the test part with the classifier's 14 scores joined, and how many labelled
-    images were outside the split (quarantined or of an excluded view). Refuses train/val images."""
+    images were outside the split (quarantined, of an excluded view or not decoded). Refuses train/val images."""
     require_held_out(labelled, split, source)
     in_test = labelled["image"].isin(split.loc[split["part"] == "test", "image"])
+    log.info("%s: %d of %d labelled images are outside the split (quarantined, of an excluded view or outside the "
+             "archives source.archives selected) and left out", source, (~in_test).sum(), len(labelled))
     unscored = labelled.loc[in_test & ~labelled["image"].isin(predictions["image"]), "image"]
     if len(unscored):
         raise DataError(

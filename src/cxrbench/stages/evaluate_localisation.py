@@ -10,7 +10,8 @@ T(IoU) = 0.1 .. 0.7.
 
 The stage refuses to run (DataError) if a boxed image or its patient is in the train or val part of
 data/splits/nih.csv; boxed images outside the split (quarantined by decode_nih, or a view not in
-split.nih.views) are left out and counted.
+split.nih.views) are left out and counted, and those outside the archives source.archives selected are left out
+and logged.
 
 Writes metrics/localisation.json and results/localisation/: boxes.csv (every ground-truth and detected box per
 image and class, in 1024-pixel space, with its best IoU and IoBB against the boxes of the other kind), and for
@@ -80,7 +81,9 @@ def load_classifier(model_dir: Path, store_size: int,
 def boxes_to_evaluate(boxes: pd.DataFrame, index: pd.DataFrame,
                       split: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """The ground-truth boxes on test-part images, with each image's patient and store row, and counts of the
-    boxes (and images) left out because their image is outside the split. Refuses train/val images."""
+    boxes (and images) left out because their image is outside the split. Refuses train/val images. Boxes on
+    images of archives that source.archives did not select are left out first (and logged): never decoded."""
+    boxes = boxes[nih.in_archive_subset(boxes["image"], RAW, f"boxes of {BOX_FILE.name}")]
     unknown = boxes.loc[~boxes["image"].isin(index["image"]), "image"].unique()
     if len(unknown):
         raise DataError(BOX_FILE, f"{len(unknown)} boxed image(s) are not in the NIH metadata, e.g. {unknown[0]}",

@@ -8,7 +8,10 @@
 
 Both keep only the views in split.nih.views, leave out images the decoder quarantined and, with
 split.nih.labels_agree_with, images whose labels differ between the metadata in use and that other version
-of Data_Entry (e.g. the 181 labels v2020 added on boxed images). Writes data/splits/nih.csv (image, patient,
+of Data_Entry (e.g. the 181 labels v2020 added on boxed images). With source.archives they split the images of
+the selected archives (the store's); the official lists' other images are left out and counted, and Google's
+labelled patients stay pinned to test even when their labelled images are outside the subset, since
+evaluate_expert_labels checks every labelled patient. Writes data/splits/nih.csv (image, patient,
 part) and data/splits/nih.json (how it was made: scheme, seed, fractions, views, pinned and excluded images,
 sha256 of every file read, counts). Fails, naming the patients, if any patient would be in two parts, and
 naming the images if a scored test set reaches train or val.
@@ -78,6 +81,12 @@ def official_split(index: pd.DataFrame, train_val: list[str], test: list[str], c
     val_patients = carve_patients(train_patients, cfg["val_fraction"], _rng(seed))
     table.loc[(table["part"] == "train") & table["patient"].isin(val_patients), "part"] = "val"
     return _finished(table)
+
+
+def listed_in_copy(path: Path) -> list[str]:
+    """The images of an official split list that this NIH copy holds (with source.archives, its subset)."""
+    names = pd.Series(nih.read_split_list(path))
+    return names[nih.in_archive_subset(names, RAW, f"images of {path.name}")].tolist()
 
 
 def random_patient_split(index: pd.DataFrame, cfg: dict, seed: int, pinned_test: np.ndarray | list = (),
@@ -157,8 +166,8 @@ def split(params: dict[str, Any]) -> None:
     if cfg["scheme"] == "official":
         lists = {name: RAW / name for name in (nih.TRAIN_VAL_LIST, nih.TEST_LIST)}
         sources.update(lists)
-        table = official_split(index, nih.read_split_list(lists[nih.TRAIN_VAL_LIST]),
-                               nih.read_split_list(lists[nih.TEST_LIST]), cfg, seed, excluded)
+        table = official_split(index, listed_in_copy(lists[nih.TRAIN_VAL_LIST]), listed_in_copy(lists[nih.TEST_LIST]),
+                               cfg, seed, excluded)
     else:
         pinned = {name: frame for name, (_, frame) in scored.items()}
         pinned_patients = np.concatenate([np.zeros(0, np.int64), *(f["patient"].to_numpy(np.int64) for f in pinned.values())])
