@@ -2,10 +2,11 @@
 
 Workers decode, resample and write each image straight into its row of the memory-mapped array (PNG
 decompression is the bottleneck, ~15 ms per 1024 px image per core here); only row numbers and problems travel
-back to the parent, and memory stays flat however many images there are. A truncated or non-PNG file fails the stage naming every bad file
-(decode.nih.on_bad_image=fail) or is listed in quarantine.csv and left black with ok=0 in the index
-(=quarantine), which the splits then leave out. When source.archives took a subset of the archives, only the
-images of those are decoded (acquire_nih lists them); otherwise every image in the metadata must be there.
+back to the parent, and memory stays flat however many images there are. A truncated or non-PNG file fails
+the stage naming every bad file (decode.nih.on_bad_image=fail) or is listed in quarantine.csv and left black
+with ok=0 in the index (=quarantine), which the splits then leave out. When source.archives took a subset of
+the archives, only the images of those are decoded (acquire_nih lists them); otherwise every image in the
+metadata must be there.
 """
 
 from __future__ import annotations
