@@ -101,6 +101,16 @@ def test_a_subset_of_archives_decodes_only_their_images(intact_raw_nih: list[str
         decode_nih.decode(_params("fail"))
 
 
+def test_a_worker_that_cannot_open_the_store_fails_the_call(raw_nih: Path, tmp_path: Path) -> None:
+    """Workers open the store themselves; if they cannot, the error reaches the caller (a pool initializer
+    that raised would make the pool restart workers for ever)."""
+    images = sorted((raw_nih / "data/raw/nih/images").glob("*.png"))
+    out = store.create(tmp_path / "images_16.npy", (len(images), 16, 16), np.uint8)
+    Path(out.filename).unlink()
+    with pytest.raises(FileNotFoundError, match="images_16.npy"):
+        decode_nih.decode_images(images, 16, 2, out)
+
+
 @pytest.mark.parametrize("size", [224, 100, 64, 32])
 def test_resample_is_area_resampling_up_to_sharp_edges(size):
     """An integer factor is OpenCV's area resampling itself; a non-integer one (halvings first) is within

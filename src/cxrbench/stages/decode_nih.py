@@ -11,6 +11,7 @@ metadata must be there.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 from pathlib import Path
@@ -56,19 +57,18 @@ def decode_one(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:
     return resample(pixels, size), ""
 
 
-_store: np.ndarray | None = None  # a worker's read-write map of the store being filled
+@functools.cache
+def _writable_store(path: str) -> np.ndarray:
+    """A worker's read-write map of the store being filled, opened on its first image (not in a pool
+    initializer: a failing initializer makes the pool restart workers for ever, a failing task raises)."""
+    return np.load(path, mmap_mode="r+")
 
 
-def _open_store(path: str) -> None:
-    global _store
-    _store = np.load(path, mmap_mode="r+")
-
-
-def decode_into_store(job: tuple[int, str, int]) -> tuple[int, str]:
+def decode_into_store(job: tuple[str, int, str, int]) -> tuple[int, str]:
     """In a worker: decode one image into its store row (black if it cannot be decoded); (row, problem)."""
-    row, path, size = job
+    store_path, row, path, size = job
     pixels, problem = decode_one((path, size))
-    _store[row] = 0 if pixels is None else pixels
+    _writable_store(store_path)[row] = 0 if pixels is None else pixels
     return row, problem
 
 
@@ -76,10 +76,9 @@ def decode_images(paths: list[Path], size: int, workers: int, out: np.memmap) ->
     """Decode `paths` into the rows of the memory-mapped .npy `out` (shared with the workers through the page
     cache, never pickled); return (file, problem) for every image that failed, in row order."""
     out.flush()  # its header and any earlier writes, before the workers map the file
-    jobs = [(row, str(path), size) for row, path in enumerate(paths)]
+    jobs = [(str(out.filename), row, str(path), size) for row, path in enumerate(paths)]
     problems: dict[int, str] = {}
-    context = multiprocessing.get_context("forkserver")
-    with context.Pool(workers, initializer=_open_store, initargs=(str(out.filename),)) as pool:
+    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
         results = pool.imap_unordered(decode_into_store, jobs, chunksize=16)
         for row, problem in tqdm(results, total=len(jobs), desc="decode_nih", unit="img"):
             if problem:
