@@ -64,6 +64,7 @@ def test_report_names_only_the_unrestricted_official_split_official():
                                  "images_excluded": 181}),
         _info(scheme="random_patients", fractions_of_patients={"train": 0.7, "val": 0.1, "test": 0.2},
               pinned_to_test={}),
+        _info(archive_subset={"file": "archive_subset.csv", "images": 4999}),
     ]
     for info in restricted:
         assert comparability("official", nih_split_name(info), synthetic=False).startswith("no: different split")
@@ -72,3 +73,5 @@ def test_report_names_only_the_unrestricted_official_split_official():
     assert "181 images whose labels in Data_Entry_2017_v2020.csv differ from Data_Entry_2017.csv" in \
         nih_split_method(restricted[1])
     assert "70/10/20% of the patients" in nih_split_method(restricted[2])
+    assert "4999 images of the archives selected" in nih_split_name(restricted[3])
+    assert "Only the 4999 images of the archives source.archives selected" in nih_split_method(restricted[3])

@@ -100,6 +100,7 @@ def test_a_subset_of_archives_splits_only_its_images_and_keeps_scored_patients_h
         _, info = run_split(root, monkeypatch, f"split={scheme}")
     split = pd.read_csv(split_nih.OUT)
     assert set(split["image"]) <= set(subset) and sum(c["images"] for c in info["counts"].values()) == len(split)
+    assert info["archive_subset"] == {"file": nih.ARCHIVE_SUBSET, "images": len(subset)}  # the report says so
     check_no_leakage(split, "nih.csv")
     for name, (path, read) in split_nih.SCORED_TEST_SETS.items():  # every labelled patient, decoded or not
         labelled = read(path)

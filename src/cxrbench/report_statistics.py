@@ -25,6 +25,8 @@ def nih_split_name(info: dict[str, Any]) -> str:
     if info["scheme"] != OFFICIAL:
         return "random_patient (this run's own draw)"
     restrictions = [f"{'+'.join(info['views'])} only"] if set(info["views"]) != {"PA", "AP"} else []
+    if "archive_subset" in info:
+        restrictions.append(f"the {info['archive_subset']['images']} images of the archives selected")
     if "labels_agree_with" in info:
         restrictions.append(f"labels agreeing with {info['labels_agree_with']['file']}")
     return OFFICIAL + (f" ({', '.join(restrictions)})" if restrictions else "")
@@ -43,6 +45,9 @@ def nih_split_method(info: dict[str, Any]) -> str:
         text = (f"NIH, random split by patient (CheXNet style): train/val/test {shares}% of the patients, seed "
                 f"{info['seed']} (stream {info['seed_stream']}); views {views}. Pinned to test, because they are "
                 f"scored later: {pinned or 'none found'}.")
+    if "archive_subset" in info:
+        text += (f" Only the {info['archive_subset']['images']} images of the archives source.archives selected "
+                 f"(listed in {info['archive_subset']['file']}).")
     if "labels_agree_with" in info:
         agree = info["labels_agree_with"]
         text += (f" Left out: {agree['images_excluded']} images whose labels in {agree['current']} differ from "

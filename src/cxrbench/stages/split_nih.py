@@ -142,6 +142,9 @@ def describe(cfg: dict, seed: int, table: pd.DataFrame, sources: dict[str, Path]
         info["fractions_of_patients"] = cfg["fractions"]
         info["pinned_to_test"] = {name: {"images": int(len(t)), "patients": int(t["patient"].nunique())}
                                   for name, t in pinned.items()}
+    if "archive_subset" in sources:
+        info["archive_subset"] = {"file": sources["archive_subset"].name,
+                                  "images": int(len(pd.read_csv(sources["archive_subset"])))}
     if disagreeing is not None:
         info["labels_agree_with"] = {
             "file": sources["other"].name, "current": sources["metadata"].name,
@@ -162,6 +165,8 @@ def split(params: dict[str, Any]) -> None:
         log.info("%d images have other labels in %s: left out", len(excluded), versions["other"].name)
     scored = scored_test_sets(index)
     sources = {"metadata": nih.find_data_entry(RAW), **versions, **{name: path for name, (path, _) in scored.items()}}
+    if (RAW / nih.ARCHIVE_SUBSET).is_file():
+        sources["archive_subset"] = RAW / nih.ARCHIVE_SUBSET
     pinned: dict[str, pd.DataFrame] = {}
     if cfg["scheme"] == "official":
         lists = {name: RAW / name for name in (nih.TRAIN_VAL_LIST, nih.TEST_LIST)}
