@@ -256,6 +256,13 @@ def test_expert_table_sets_our_results_beside_the_published_ones(evaluated):
     assert len(apart) == 3 and set(apart["comparable"]) == {"no: different split (random_patient)"}
     assert (table.index[table["split"] == "random_patient"] >= len(table) - 3).all()  # shown apart, last
 
+    partial = {**metrics, "four_findings": {**metrics["four_findings"], "left_out_outside_split": 3}}
+    partial_table = report_sections.expert_labels_table(partial, synthetic=False)
+    compared = partial_table[partial_table["split"] == "google_test"].dropna(subset=["ours - published"])
+    on_four = compared["finding"] != "Abnormal"
+    assert set(compared.loc[on_four, "comparable"]) == {"no: 3 labelled images outside our split"}
+    assert set(compared.loc[~on_four, "comparable"]) <= {"yes"}
+
     synthetic = report_sections.expert_labels_table(metrics, synthetic=True)
     assert set(synthetic.loc[synthetic["split"] == "google_test", "comparable"]) == {"no: synthetic data"}
     assert "google_test (synthetic data)" in set(synthetic["split"])

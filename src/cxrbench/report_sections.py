@@ -154,6 +154,12 @@ def _expert_rows(metrics: dict[str, Any], synthetic: bool) -> list[dict[str, Any
     return rows
 
 
+def _left_out_caveat(metrics: dict[str, Any], finding: str) -> str:
+    """Why a set we scored only in part is not the published one (its labelled images outside our split)."""
+    left_out = metrics["all_findings" if finding == "Abnormal" else "four_findings"]["left_out_outside_split"]
+    return f"{left_out} labelled images outside our split" if left_out else ""
+
+
 def _interval(result: dict[str, Any]) -> str:
     return "" if result["ci_low"] is None else f"{result['ci_low']:.3f}-{result['ci_high']:.3f}"
 
@@ -181,7 +187,8 @@ def expert_labels_table(metrics: dict[str, Any], *, synthetic: bool) -> pd.DataF
                           "split": paper["split"], "value": paper["value"], "95% CI": "",
                           "note": _text(paper["note"]),
                           "ours - published": same[0] - paper["value"] if len(same) == 1 else np.nan,
-                          "comparable": comparability(paper["split"], EXPERT_SPLIT, synthetic)})
+                          "comparable": comparability(paper["split"], EXPERT_SPLIT, synthetic,
+                                                      _left_out_caveat(metrics, finding))})
     columns = ["finding", "metric", "source", "split", "value", "95% CI", "ours - published", "comparable", "note"]
     return apart_last(pd.DataFrame(table)[columns])
 

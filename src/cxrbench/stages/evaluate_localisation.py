@@ -82,8 +82,10 @@ def boxes_to_evaluate(boxes: pd.DataFrame, index: pd.DataFrame,
                       split: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """The ground-truth boxes on test-part images, with each image's patient and store row, and counts of the
     boxes (and images) left out because their image is outside the split. Refuses train/val images. Boxes on
-    images of archives that source.archives did not select are left out first (and logged): never decoded."""
-    boxes = boxes[nih.in_archive_subset(boxes["image"], RAW, f"boxes of {BOX_FILE.name}")]
+    images of archives that source.archives did not select are left out first (and logged): never decoded;
+    they count as left out, so the report does not call the result comparable with the whole box list's."""
+    in_copy = nih.in_archive_subset(boxes["image"], RAW, f"boxes of {BOX_FILE.name}")
+    outside_copy, boxes = boxes[~in_copy], boxes[in_copy]
     unknown = boxes.loc[~boxes["image"].isin(index["image"]), "image"].unique()
     if len(unknown):
         raise DataError(BOX_FILE, f"{len(unknown)} boxed image(s) are not in the NIH metadata, e.g. {unknown[0]}",
@@ -91,7 +93,8 @@ def boxes_to_evaluate(boxes: pd.DataFrame, index: pd.DataFrame,
     boxes = boxes.merge(index[["image", "patient", "row"]], on="image", how="left", validate="many_to_one")
     require_held_out(boxes, split, BOX_FILE)
     in_test = boxes["image"].isin(split.loc[split["part"] == "test", "image"])
-    left_out = {"boxes": int((~in_test).sum()), "images": int(boxes.loc[~in_test, "image"].nunique())}
+    left_out = {"boxes": int((~in_test).sum()) + len(outside_copy),
+                "images": int(boxes.loc[~in_test, "image"].nunique()) + int(outside_copy["image"].nunique())}
     return boxes[in_test].reset_index(drop=True), left_out
 
 
