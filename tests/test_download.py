@@ -427,6 +427,20 @@ def test_truncated_archive_leaves_no_partial_tree(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images_001.tar.gz"]
 
 
+def test_extraction_removes_the_staging_folder_of_a_killed_run_but_not_of_a_live_one(tmp_path: Path) -> None:
+    archive = tmp_path / "images_001.tar.gz"
+    archive.write_bytes(make_tar_gz(image_members(seed=15, count=2)))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    prefix = f".nih.{archive.name}.{socket.gethostname()}"
+    killed = tmp_path / f"{prefix}.{dead.stdout.strip()}.x1.partial"
+    live = tmp_path / f"{prefix}.{os.getpid()}.x2.partial"
+    for folder in (killed, live):
+        (folder / "images").mkdir(parents=True)
+    safe_extract(archive, tmp_path / "nih")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([archive.name, "nih", live.name])
+
+
 def test_extraction_is_idempotent_and_repairs_missing_or_short_files(tmp_path: Path) -> None:
     members = image_members(seed=14, count=4)
     archive = tmp_path / "images_001.tar.gz"

@@ -27,12 +27,9 @@ def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(final)
     tmp = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f"{_partial_prefix(final)}{socket.gethostname()}.{os.getpid()}.",
-                                    suffix=PARTIAL_SUFFIX, dir=final.parent))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the user's usual permissions
+        tmp = partial_dir(final)
         target = tmp if is_dir else tmp / final.name
         yield target
         if final.is_dir() and not final.is_symlink():
@@ -46,6 +43,16 @@ def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def partial_dir(final: Path) -> Path:
+    """A new, empty temporary sibling folder of `final`, named for this host and process, after removing those
+    that dead writers of `final` left (see `remove_stale_partials`)."""
+    remove_stale_partials(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_partial_prefix(final)}{socket.gethostname()}.{os.getpid()}.",
+                                suffix=PARTIAL_SUFFIX, dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the user's usual permissions
+    return tmp
 
 
 def _name_the_output(err: OSError, final: Path, tmp: Path | None, is_dir: bool) -> None:

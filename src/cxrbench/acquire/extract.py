@@ -25,7 +25,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from cxrbench.errors import DataError
-from cxrbench.fileio import write_json
+from cxrbench.fileio import partial_dir, write_json
 
 
 def safe_extract(archive: str | Path, dest: str | Path) -> list[str]:
@@ -39,9 +39,9 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[str]:
     if recorded is not None and all(_present_with_size(dest / name, size) for name, size in recorded):
         return [name for name, _ in recorded]
 
-    staging = dest.parent / f".{dest.name}.{archive.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)  # left behind by an interrupted run
-    staging.mkdir(parents=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # named for this process: a killed run's is removed here, a concurrent run's left alone
+    staging = partial_dir(dest.parent / f"{dest.name}.{archive.name}")
     try:
         files, directories = _extract_missing(archive, dest, staging)
         for name in directories:
