@@ -288,6 +288,93 @@ def wait_for_stage(process: subprocess.Popen, stage: str, log: Path) -> None:
         time.sleep(0.05)
 
 
+def second_run_while_one_runs(repo: Path, first_command: list[str], second_command: list[str],
+                              first_log: Path) -> tuple[subprocess.Popen, subprocess.CompletedProcess]:
+    """Start `first_command` (it reruns evaluate_classifier), try `second_command` while that stage runs, and
+    return both once the first has finished, as it must, successfully; the second must have failed."""
+    first = start(first_command, repo, first_log)
+    try:
+        wait_for_stage(first, "evaluate_classifier", first_log)
+        second = attempt(second_command, repo)
+        assert first.poll() is None, "the first run ended before the second tried; the check proved nothing"
+    except BaseException:
+        kill_group(first)
+        raise
+    assert first.wait(timeout=RUN_TIMEOUT_S) == 0, first_log.read_text()[-4000:]
+    assert second.returncode != 0
+    return first, second
+
+
+def test_second_snakemake_refuses_while_one_runs(reference, tmp_path):
+    first_command = [SNAKEMAKE, "--cores", "2", "--forcerun", "evaluate_classifier"]
+    _, second = second_run_while_one_runs(reference.repo, first_command, [SNAKEMAKE, "--cores", "2"],
+                                          tmp_path / "first.log")
+    assert "Directory cannot be locked" in second.stdout + second.stderr, second.stderr[-3000:]
+    reference.assert_same_outputs(reference.repo, "after two concurrent snakemake runs")
+
+
+def test_second_dvc_repro_refuses_while_one_runs(reference, tmp_path):
+    first_command = [DVC, "repro", "--force", "--downstream", "evaluate_classifier"]
+    first, second = second_run_while_one_runs(reference.repo, first_command, [DVC, "repro"], tmp_path / "first.log")
+    # DVC locks per path: the second run stops at the first stage whose files the first one holds
+    assert re.search(rf"is busy, it is being blocked by:\s+\(PID {first.pid}\)", second.stderr), second.stderr[-3000:]
+    reference.assert_same_outputs(reference.repo, "after two concurrent dvc repro runs")
+    assert "up to date" in run([DVC, "status"], reference.repo).stdout
+
+
+@contextlib.contextmanager
+def unwritable(directory: Path) -> Iterator[None]:
+    """No new entries in `directory`: mode 555, plus the immutable attribute for root (root ignores modes)."""
+    mode = directory.stat().st_mode
+    directory.chmod(0o555)
+    immutable = False
+    try:
+        if os.geteuid() == 0:
+            immutable = subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode == 0
+        try:
+            (directory / ".probe").touch()
+        except OSError:
+            pass
+        else:
+            (directory / ".probe").unlink()
+            pytest.skip(f"cannot make {directory} unwritable here (root without chattr +i)")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+        directory.chmod(mode)
+
+
+def test_unwritable_output_directory_fails_clearly_and_keeps_other_outputs(reference):
+    """results/ cannot take new files when the report must be written again: the report stage fails naming
+    the directory and the reason; every other output, results/ included, stays as it was."""
+    repo = reference.repo
+    for report in reference.outputs["write_report"]:
+        (repo / report).unlink()
+    before = output_hashes(repo)
+    with unwritable(repo / "results"):
+        failed = attempt([SNAKEMAKE, "--cores", "2"], repo)
+    said = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "Error in rule write_report" in said, said[-4000:]
+    assert re.search(r"results/report\.(html|md): this user may not write or read it: "
+                     r"(Permission denied|Operation not permitted)\n  what to do: make results writable", said), \
+        said[-4000:]
+    assert output_hashes(repo) == before
+    assert not list((repo / "results").glob(".*.partial")), "the failed stage left a temporary folder"
+
+    run([SNAKEMAKE, "--cores", "2"], repo)
+    reference.assert_same_outputs(repo, "after the directory became writable again")
+
+
+def wait_for_stage(process: subprocess.Popen, stage: str, log: Path) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while stage not in running_stages(process.pid, STAGE_PROCESS):
+        assert process.poll() is None, f"the first run ended before {stage} started:\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_second_snakemake_refuses_while_one_runs(reference, tmp_path):
     repo, first_log = reference.repo, tmp_path / "first.log"
     first = start([SNAKEMAKE, "--cores", "2", "--forcerun", "evaluate_classifier"], repo, first_log)
