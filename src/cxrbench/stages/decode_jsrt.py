@@ -78,9 +78,10 @@ def decode(params: dict[str, Any]) -> None:
             images[row] = resample_image(display, size)
             masks[row] = store.pack_masks(resample_masks(scr.read_case_masks(RAW / "scr", record.case), size))
             rois[row] = nodule_roi(display, record.x, record.y, roi_cfg["size"], factor) if record.nodule else 0
-        for array in (images, masks, rois):
-            array.flush()
-        del images, masks, rois, array
+        images.flush()
+        masks.flush()
+        rois.flush()
+        del images, masks, rois
         index = metadata.assign(fold=[scr.fold_of(c) for c in cases], row=np.arange(len(cases)))
         store.write_index(out, index)
 

@@ -10,8 +10,7 @@ T(IoU) = 0.1 .. 0.7.
 
 The stage refuses to run (DataError) if a boxed image or its patient is in the train or val part of
 data/splits/nih.csv; boxed images outside the split (quarantined by decode_nih, or a view not in
-split.nih.views) are left out and counted, and those outside the archives source.archives selected are left out
-and logged.
+split.nih.views, or outside the archives source.archives selected) are left out and counted.
 
 Writes metrics/localisation.json and results/localisation/: boxes.csv (every ground-truth and detected box per
 image and class, in 1024-pixel space, with its best IoU and IoBB against the boxes of the other kind), and for

@@ -181,11 +181,11 @@ def train(params: dict[str, Any]) -> None:
     cfg, runtime, seed = params["nodules"], params["train"]["runtime"], params["seed"]
     device = training.setup_torch(runtime, seed)
     index, split = store.read_index(STORE).sort_values("row", ignore_index=True), pd.read_csv(SPLIT)
-    images, rois = store.open_array(store.find_images(STORE)), store.open_array(store.find_nodule_rois(STORE))
+    images_path, rois_path = store.find_images(STORE), store.find_nodule_rois(STORE)
+    images, rois = store.open_array(images_path), store.open_array(rois_path)
     targets = nodules.HeatmapTargets.from_index(index, images.shape[-1])
     run = training.fingerprint({"seed": seed, "runtime": runtime, "classifier": cfg["classifier"],
-                                "heatmap": cfg["heatmap"]}, store.find_images(STORE), store.find_nodule_rois(STORE),
-                               STORE / store.INDEX, SPLIT)
+                                "heatmap": cfg["heatmap"]}, images_path, rois_path, STORE / store.INDEX, SPLIT)
     specs = model_specs(sorted(split["fold"].unique().tolist()))
     checkpoints = {spec.name: training.EpochCheckpoint(f"train_nodules_{spec.name}", run) for spec in specs}
 
