@@ -40,6 +40,42 @@ def test_every_experiment_composes_and_validates(experiment):
     config.validate(params)
 
 
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("chexnet_*.yaml")))
+def test_published_nih_setups_ask_for_nih_alone(experiment):
+    params = yaml.safe_load(config.compose_yaml([f"experiment={experiment}", "source.nih=/data/nih"]))
+    assert params["datasets"] == ["nih"]
+    config.validate(params)
+    with_google = yaml.safe_load(config.compose_yaml([f"experiment={experiment}", "source.nih=/data/nih",
+                                                      "datasets=[nih,google]"]))
+    with pytest.raises(DataError, match="source.google: not set, but datasets lists google"):
+        config.validate(with_google)
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    (["datasets=[jsrt]"], "datasets: jsrt is listed without scr"),
+    (["datasets=[scr,nih]"], "datasets: scr is listed without jsrt"),
+    (["datasets=[google]"], "datasets: google is listed without nih"),
+    (["datasets=[nih,nih]"], "datasets: ['nih', 'nih'] has non-unique elements"),
+    (["datasets=[]"], "datasets: [] should be non-empty"),
+    (["datasets=[chexpert]"], "datasets.0: 'chexpert' is not one of"),
+    (["source=local", "datasets=[nih]"], "source.nih: not set, but datasets lists nih: set source.nih=/path/to/your/copy"),
+    (["source=local", "datasets=[jsrt,scr]", "source.jsrt=/j"], "source.scr: not set, but datasets lists scr"),
+])
+def test_a_choice_of_datasets_that_cannot_run_is_refused_naming_the_parameter(overrides, named):
+    params = yaml.safe_load(config.compose_yaml(overrides))
+    with pytest.raises(DataError) as err:
+        config.validate(params)
+    assert named in str(err.value)
+    assert "???" not in str(err.value)
+
+
+def test_a_dataset_left_out_needs_no_path():
+    for overrides in (["source=local", "datasets=[nih]", "source.nih=/n"],
+                      ["source=local", "datasets=[jsrt,scr]", "source.jsrt=/j", "source.scr=/s"],
+                      ["source=download", "datasets=[nih]"], ["source=gcs", "datasets=[nih]"]):
+        config.validate(yaml.safe_load(config.compose_yaml(overrides)))
+
+
 def test_tiny_experiment_shrinks_everything():
     tiny = yaml.safe_load(config.compose_yaml(["experiment=tiny"]))
     demo = yaml.safe_load(config.compose_yaml())
@@ -69,7 +105,17 @@ def test_schema_names_key_and_allowed_values():
     assert "split.nih" in message and "colour" in message
 
 
-def test_cli_compose_writes_params(tmp_path, capsys):
+def test_cli_compose_writes_params_and_the_dvc_yaml_of_its_datasets(tmp_path, capsys):
     out = tmp_path / "params.yaml"
-    assert cli_main(["compose", "experiment=tiny", "-o", str(out)]) == 0
-    assert out.read_text() == config.compose_yaml(["experiment=tiny"])
+    assert cli_main(["compose", "experiment=tiny", "datasets=[nih]", "-o", str(out)]) == 0
+    assert out.read_text() == config.compose_yaml(["experiment=tiny", "datasets=[nih]"])
+    assert (tmp_path / "dvc.yaml").read_text() == config.compose_dvc_yaml(["nih"])
+    assert "datasets nih" in capsys.readouterr().out
+
+
+def test_cli_compose_refuses_a_missing_path_naming_it(tmp_path, capsys):
+    assert cli_main(["compose", "source=local", "-o", str(tmp_path / "params.yaml")]) == 2
+    error = capsys.readouterr().err
+    for name in ("jsrt", "scr", "nih", "google"):
+        assert f"source.{name}: not set" in error
+    assert "???" not in error and not (tmp_path / "params.yaml").exists() and not (tmp_path / "dvc.yaml").exists()

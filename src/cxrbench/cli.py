@@ -17,13 +17,19 @@ from cxrbench.fileio import atomic_path, write_json, write_text
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
+    """params.yaml, and beside it dvc.yaml with the stages of the datasets it lists."""
     text = config.compose_yaml(args.overrides)
-    config.validate(yaml.safe_load(text), f"configs/ with overrides {args.overrides}")
+    params = yaml.safe_load(text)
+    config.validate(params, f"configs/ with overrides {args.overrides}")
     if args.output == "-":
         sys.stdout.write(text)
-    else:
-        write_text(args.output, text)
-        print(f"wrote {args.output}" + (f" ({' '.join(args.overrides)})" if args.overrides else ""))
+        return 0
+    output = Path(args.output)
+    dvc_yaml = output.with_name(config.DVC_YAML.name)
+    write_text(dvc_yaml, config.compose_dvc_yaml(params["datasets"]))
+    write_text(output, text)
+    print(f"wrote {output} and {dvc_yaml}" + (f" ({' '.join(args.overrides)})" if args.overrides else "")
+          + f": datasets {', '.join(params['datasets'])}")
     return 0
 
 
@@ -104,7 +110,8 @@ def _add_stats_parser(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxrbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    compose = sub.add_parser("compose", help="compose configs/ (+ Hydra overrides) into params.yaml")
+    compose = sub.add_parser("compose", help="compose configs/ (+ Hydra overrides) into params.yaml, and dvc.yaml "
+                             "beside it with the stages of the datasets listed")
     compose.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=tiny train.classifier.epochs=3")
     compose.add_argument("-o", "--output", default=str(Path("params.yaml")), help="output file, or - for stdout")
     compose.set_defaults(func=cmd_compose)

@@ -1,8 +1,13 @@
-"""Parameters: configs/ (Hydra groups) composed into params.yaml, validated against one JSON schema.
+"""Parameters: configs/ (Hydra groups) composed into params.yaml, validated against one JSON schema; and the
+stages those parameters need, composed from workflow/pipeline.yaml into dvc.yaml.
 
 params.yaml is composed exactly as DVC's Hydra integration does it (`dvc exp run -S ...`): same config
 directory, same `version_base=None`, resolved, dumped with `OmegaConf.to_yaml`. So `cxrbench compose` and
 `dvc exp run` write the same bytes, and a test holds the committed params.yaml to that.
+
+dvc.yaml holds the stages of the datasets params.yaml lists (`datasets`): DVC cannot make a stage or a
+dependency conditional, so `cxrbench compose` writes both files together, and every stage and the Snakefile
+refuse to run when dvc.yaml was composed for other datasets.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ from cxrbench.errors import DataError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+PIPELINE_DECLARATION = Path("workflow") / "pipeline.yaml"
+DVC_YAML = Path("dvc.yaml")
+# What `datasets` may list. SCR is masks drawn on the JSRT images (the JSRT store holds both), and Google's
+# expert labels are labels of NIH images: each needs the other dataset named here.
+DATASETS = ("jsrt", "scr", "nih", "google")
+REQUIRES = {"jsrt": "scr", "scr": "jsrt", "google": "nih"}
+WHY_REQUIRED = {"jsrt": "the JSRT store and every JSRT stage carry the SCR masks (JSRT without SCR is not supported yet)",
+                "scr": "SCR's masks are drawn on the JSRT images", "google": "Google's labels are labels of NIH images"}
+COMPOSE_HINT = ("run `cxrbench compose` with your overrides: it writes params.yaml and dvc.yaml together "
+                "(`dvc exp run -S datasets=...` rewrites params.yaml only)")
 
 
 def compose_yaml(overrides: Sequence[str] = (), config_dir: Path = CONFIG_DIR) -> str:
@@ -32,22 +47,35 @@ def compose_yaml(overrides: Sequence[str] = (), config_dir: Path = CONFIG_DIR) -
 
 
 def validate(params: dict[str, Any], source: str | Path = "params.yaml") -> None:
-    """Check parameters against workflow/schemas/params.schema.yaml; name the key and what is allowed."""
+    """Check parameters against workflow/schemas/params.schema.yaml, then that every dataset listed can be
+    had from the source; name the key and what is allowed or what to set."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
-    if not errors:
-        return
-    lines = []
-    for err in errors:
-        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        allowed = _allowed(err)
-        lines.append(f"  {key}: {err.message}" + (f" (allowed: {allowed})" if allowed else ""))
-    raise DataError(
-        source,
-        "parameters do not match workflow/schemas/params.schema.yaml:\n" + "\n".join(lines),
-        "edit configs/ (or your override) and recompose with `cxrbench compose`",
-    )
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            allowed = _allowed(err)
+            lines.append(f"  {key}: {err.message}" + (f" (allowed: {allowed})" if allowed else ""))
+        raise DataError(source, "parameters do not match workflow/schemas/params.schema.yaml:\n" + "\n".join(lines),
+                        "edit configs/ (or your override) and recompose with `cxrbench compose`")
+    problems = dataset_problems(params)
+    if problems:
+        raise DataError(source, "the datasets cannot be had as configured:\n" + "\n".join(f"  {p}" for p in problems),
+                        "set the parameters named (e.g. `cxrbench compose source=local source.nih=/data/nih "
+                        "datasets=[nih]`), or leave the dataset out of `datasets`")
+
+
+def dataset_problems(params: dict[str, Any]) -> list[str]:
+    """What stops the listed datasets from running: a companion dataset missing, or no copy to read."""
+    chosen, source = params["datasets"], params["source"]
+    problems = [f"datasets: {name} is listed without {REQUIRES[name]} ({WHY_REQUIRED[name]}): list both, or neither"
+                for name in chosen if name in REQUIRES and REQUIRES[name] not in chosen]
+    if source["kind"] != "synthetic":
+        problems += [f"source.{name}: not set, but datasets lists {name}: set source.{name}=/path/to/your/copy "
+                     f"(source.kind={source['kind']})" for name in chosen if not source[name]]
+    return problems
 
 
 def _allowed(err: jsonschema.ValidationError) -> str:
@@ -67,3 +95,49 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
     params = yaml.safe_load(path.read_text())
     validate(params, path)
     return params
+
+
+def _entry_path(entry: str | dict) -> str:
+    """dvc.yaml entries are either a path or {path: options}."""
+    return entry if isinstance(entry, str) else next(iter(entry))
+
+
+def stage_outputs(stage: dict[str, Any]) -> list[str]:
+    return [_entry_path(e) for kind in ("outs", "metrics", "plots") for e in stage.get(kind) or []]
+
+
+def compose_pipeline(datasets: Sequence[str], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION) -> dict:
+    """The stages of workflow/pipeline.yaml that `datasets` need: those whose meta.datasets are all listed, each
+    without its dependencies on the outputs of a stage left out."""
+    stages = yaml.safe_load(Path(declaration).read_text())["stages"]
+    kept = {name: dict(stage) for name, stage in stages.items() if set(stage["meta"]["datasets"]) <= set(datasets)}
+    left_out = {path for name, stage in stages.items() if name not in kept for path in stage_outputs(stage)}
+    produced = {path for stage in kept.values() for path in stage_outputs(stage)}
+    for name, stage in kept.items():
+        stage["deps"] = [d for d in stage.get("deps", []) if _entry_path(d) not in left_out]
+        orphans = [d for d in stage["deps"] if not d.startswith(("src/", "workflow/")) and d not in produced]
+        if orphans:  # a mistake in the declaration, not in the user's parameters
+            raise ValueError(f"{declaration}: stage {name} depends on {orphans}, which no stage kept for {datasets} writes")
+    return {"stages": kept}
+
+
+def compose_dvc_yaml(datasets: Sequence[str], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION) -> str:
+    """The dvc.yaml text for `datasets`."""
+    header = (f"# Written by `cxrbench compose` from {PIPELINE_DECLARATION.as_posix()} (the one declaration of the stage "
+              f"DAG)\n# for datasets: [{', '.join(datasets)}]. Edit that file and recompose; do not edit this one.\n")
+    return header + yaml.safe_dump(compose_pipeline(datasets, declaration), sort_keys=False, width=120)
+
+
+def require_composed(params: dict[str, Any], root: Path = Path(".")) -> None:
+    """Refuse to run when dvc.yaml holds other stages than `params['datasets']` need (a hand edit of `datasets`,
+    or `dvc exp run -S datasets=...`). Nothing to check outside a project (no dvc.yaml)."""
+    dvc_yaml, declaration = Path(root) / DVC_YAML, Path(root) / PIPELINE_DECLARATION
+    if not (dvc_yaml.is_file() and declaration.is_file()):
+        return
+    present = set(yaml.safe_load(dvc_yaml.read_text())["stages"])
+    needed = set(compose_pipeline(params["datasets"], declaration)["stages"])
+    if present != needed:
+        differences = [f"{label}: {', '.join(sorted(names))}" for label, names in
+                       (("missing", needed - present), ("not needed", present - needed)) if names]
+        raise DataError(dvc_yaml, f"its stages are not those of datasets {params['datasets']} in params.yaml "
+                        f"({'; '.join(differences)})", COMPOSE_HINT)

@@ -1,7 +1,8 @@
 """Which source files a stage runs: the transitive closure of its cxrbench imports (lazy ones included),
 their packages' __init__ files, and data files read beside the code (schemas, published tables).
-dvc.yaml must list exactly these as the stage's code dependencies (tests/test_pipeline_graph.py);
-`python -m cxrbench.pipeline_code` in the project root rewrites them after a change of imports."""
+workflow/pipeline.yaml (and so dvc.yaml) must list exactly these as the stage's code dependencies
+(tests/test_pipeline_graph.py); `python -m cxrbench.pipeline_code` in the project root rewrites them after a
+change of imports, and recomposes dvc.yaml for the datasets of params.yaml."""
 
 from __future__ import annotations
 
@@ -52,20 +53,26 @@ def code_dependencies(module: str, root: Path) -> set[str]:
     return files
 
 
-def sync_dvc_yaml(root: Path) -> None:
-    """Rewrite each stage's code dependencies in dvc.yaml (data deps first, then code), keeping comments."""
+def sync_declaration(root: Path) -> None:
+    """Rewrite each stage's code dependencies in workflow/pipeline.yaml (data deps first, then code), keeping
+    comments; then write dvc.yaml again for the datasets of params.yaml."""
+    import yaml as pyyaml
     from ruamel.yaml import YAML
+
+    from cxrbench.config import DVC_YAML, PIPELINE_DECLARATION, compose_dvc_yaml
 
     yaml = YAML()
     yaml.width = 120
     yaml.indent(mapping=2, sequence=4, offset=2)
-    path = root / "dvc.yaml"
+    path = root / PIPELINE_DECLARATION
     doc = yaml.load(path)
     for stage in doc["stages"].values():
         data = [d for d in stage.get("deps") or [] if not str(d).startswith(("src/", "workflow/"))]
         stage["deps"] = data + sorted(code_dependencies(stage["cmd"].split()[2], root))
     yaml.dump(doc, path)
+    datasets = pyyaml.safe_load((root / "params.yaml").read_text())["datasets"]
+    (root / DVC_YAML).write_text(compose_dvc_yaml(datasets, path))
 
 
 if __name__ == "__main__":
-    sync_dvc_yaml(Path.cwd())
+    sync_declaration(Path.cwd())

@@ -3,7 +3,11 @@ import json
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from cxrbench import config as cxrbench_config
+from cxrbench.errors import DataError
 
 min_version("9.0")
 
@@ -12,6 +16,11 @@ configfile: "params.yaml"
 
 
 validate(config, schema="../schemas/params.schema.yaml")
+try:  # the checks every stage makes too: the datasets can be had, and dvc.yaml holds exactly their stages
+    cxrbench_config.validate(config)
+    cxrbench_config.require_composed(config, Path(workflow.basedir))
+except DataError as err:
+    raise WorkflowError(str(err))
 
 DVC_STAGES = yaml.safe_load(Path(workflow.basedir, "dvc.yaml").read_text())["stages"]
 # Appended to every stage's command: record the finished stage in dvc.lock (serialised: DVC has one repo lock).
@@ -76,15 +85,19 @@ def stage_resources(stage):
     return resources
 
 
-def declare_stage_rules(*stages):
-    """One rule per named DVC stage, named like the stage (verb_object).
+def declare_stage_rules(*stages, local=()):
+    """One rule per named stage that dvc.yaml holds (the stages of the datasets used), named like the stage
+    (verb_object); the `local` ones run on the submitting host on a cluster (quick, no data of their own).
 
     The command travels in params: a rule's shell body is evaluated when the job runs, after this loop has
     moved on, while params are fixed now. It also makes a changed command rerun the stage, as in DVC."""
     for stage in stages:
+        if stage not in DVC_STAGES:
+            continue
 
         rule:
             name: stage
+            localrule: stage in local
             input: stage_inputs(stage)
             output: stage_outputs(stage)
             params: command=stage_shell(stage), **stage_params(stage)

@@ -53,6 +53,7 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], None]) -> None:
         params = OmegaConf.to_container(cfg, resolve=True)
         try:
             config.validate(params, "params.yaml" + (f" with overrides {overrides}" if overrides else ""))
+            config.require_composed(params)
             log.info("stage %s started%s", name, f" (overrides: {' '.join(overrides)})" if overrides else "")
             body(params)
         except DataError as err:
