@@ -132,3 +132,15 @@ def test_unadjudicated_four_findings_cells_are_na(tmp_path, shared_nih):
     fields[12] = "HEDGE"
     with pytest.raises(DataError, match="line 2: Pneumothorax is 'HEDGE'; expected YES, NO or empty"):
         google.read_four_findings_labels(write(tmp_path, "hedge.csv", "\n".join([header, ",".join(fields)])))
+
+
+def test_a_source_google_without_the_label_folders_is_refused_naming_the_parameter(tmp_path):
+    (tmp_path / "downloads").mkdir()
+    for path in (tmp_path / "missing", tmp_path / "downloads"):
+        with pytest.raises(DataError) as err:
+            google.require_tree(path)
+        message = str(err.value)
+        assert str(path) in message and "source.google does not point to Google's expert labels" in message
+        assert "leave google out of `datasets`" in message and "Google form" in message
+    (tmp_path / "labels" / google.LABEL_FOLDERS[0]).mkdir(parents=True)
+    assert google.require_tree(tmp_path / "labels") == tmp_path / "labels"

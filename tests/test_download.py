@@ -503,8 +503,12 @@ def test_acquire_nih_stage_downloads_verifies_unpacks_and_reruns_for_free(
     archives, table = _serve_mirror(http_server, nih_release, tmp_path)
     work = tmp_path / "project"
     work.mkdir()
-    overrides = ["source=download", "source.jsrt=unused", "source.scr=unused", f"source.google={google}",
+    overrides = ["source=download", "datasets=[nih,google]", f"source.google={google}",
                  f"source.base_url={http_server.url}", f"source.archive_table={table}"]
+
+    wrong_google = _run_acquire_nih(work, [*overrides, f"source.google={tmp_path / 'nothing'}"])
+    assert wrong_google.returncode == 2 and "source.google does not point to" in wrong_google.stderr
+    assert http_server.requests == [], "a wrong source.google must fail before anything is downloaded"
 
     first = _run_acquire_nih(work, overrides)
     assert first.returncode == 0, first.stderr
@@ -515,7 +519,7 @@ def test_acquire_nih_stage_downloads_verifies_unpacks_and_reruns_for_free(
     assert {p.name for p in raw.iterdir()} == {"images", *METADATA_FILES}  # no archives or markers
     manifest = (work / "data/manifests/nih.csv").read_text()
     assert manifest.count(",image\n") == len(images) and "images_001.tar.gz" not in manifest
-    assert sorted((work / "data/raw/google").rglob("*.csv")) != []
+    assert not (work / "data/raw/google").exists()  # acquire_google's output
 
     requests = len(http_server.requests)
     second = _run_acquire_nih(work, overrides)
@@ -542,8 +546,8 @@ def test_acquire_nih_stage_with_a_subset_links_and_lists_only_the_selected_archi
     _, table = _serve_mirror(http_server, nih_release, tmp_path)
     work = tmp_path / "project"
     work.mkdir()
-    overrides = ["source=download", "source.jsrt=unused", "source.scr=unused", f"source.google={google}",
-                 f"source.base_url={http_server.url}", f"source.archive_table={table}"]
+    overrides = ["source=download", "datasets=[nih]", f"source.base_url={http_server.url}",
+                 f"source.archive_table={table}"]
     assert _run_acquire_nih(work, [*overrides, "source.archives=[1]"]).returncode == 0
 
     # The download folder keeps archive 1's images; data/raw/nih takes archive 2's alone.

@@ -52,13 +52,22 @@ def test_random_split_pins_every_scored_test_set_and_is_reproducible(release, mo
     split = pd.read_csv(split_nih.OUT)
     check_no_leakage(split, "nih.csv")
     assert info["scheme"] == "random_patients" and set(info["pinned_to_test"]) == set(split_nih.SCORED_TEST_SETS)
-    for name, (path, frame) in split_nih.scored_test_sets(store.read_index("data/store/nih")).items():
+    for name, (path, frame) in split_nih.scored_test_sets(store.read_index("data/store/nih"), TINY["datasets"]).items():
         require_held_out(frame, split, path)
         assert info["pinned_to_test"][name]["images"] == len(frame)
     assert str(split_nih.GOOGLE / "four_findings_expert_labels" / "test_labels.csv") in info["sources"]
     again, _ = run_split(release, monkeypatch, "split=random_patients")
     other, _ = run_split(release, monkeypatch, "split=random_patients", "seed=1")
     assert again == table_bytes and other != table_bytes
+
+
+def test_without_google_in_datasets_its_files_are_not_pinned(release, monkeypatch):
+    """NIH alone: Google's test sets are not scored, so a random split does not pin them, even when a raw folder
+    of an earlier run with google is still there."""
+    assert (release / split_nih.GOOGLE / "four_findings_expert_labels" / "test_labels.csv").is_file()
+    _, info = run_split(release, monkeypatch, "split=random_patients", "datasets=[nih]")
+    assert set(info["pinned_to_test"]) == {"localisation boxes"}
+    assert not any("google" in source for source in info["sources"])
 
 
 def test_labels_agree_with_leaves_out_the_relabelled_images(release, monkeypatch):

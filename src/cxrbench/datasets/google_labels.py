@@ -205,3 +205,23 @@ def majority_labels(readers_df: pd.DataFrame) -> pd.DataFrame:
     patients = ground_truth.groupby("image", sort=False)["patient"].first()
     labels = pd.concat([patients, majority], axis=1).reset_index()
     return labels.astype({"image": "str"})
+
+
+LABELS_PAGE = "https://cloud.google.com/healthcare/docs/resources/public-datasets/nih-chest"
+LABEL_FOLDERS = ("four_findings_expert_labels", "all_findings_expert_labels")
+
+
+def require_tree(path: str | Path) -> Path:
+    """The folder of a copy of the release (holding either set's folder), or an error naming source.google and
+    where the files come from."""
+    path = Path(path)
+    if not any((path / folder).is_dir() for folder in LABEL_FOLDERS):
+        raise DataError(
+            path,
+            f"source.google does not point to Google's expert labels for NIH (a folder holding "
+            f"{' and/or '.join(f'{f}/' for f in LABEL_FOLDERS)})",
+            fix=f"they are released through a Google form, not a direct link: request them from {LABELS_PAGE} "
+            "and set source.google to the unpacked folder, or leave google out of `datasets` (the expert-label "
+            "evaluation is then left out)",
+        )
+    return path

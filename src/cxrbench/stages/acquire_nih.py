@@ -1,13 +1,13 @@
-"""Stage acquire_nih: NIH ChestX-ray14 (images, Data_Entry, BBox_List, split lists) and Google's expert labels.
+"""Stage acquire_nih: NIH ChestX-ray14 (images, Data_Entry, BBox_List, split lists).
 
 source.kind=synthetic writes phantoms in the exact published formats. The other kinds make `source.nih` a
 complete NIH folder (see cxrbench.acquire.nih_tree), verify it and hard-link it in: `local` takes the user's copy
 (unpacked images/ or the archives as downloaded), `download` fetches the archives first (verified, resumable,
-kept so a rerun fetches nothing), `gcs` copies the PNGs from Google's Requester Pays bucket. Google's labels are
-always a local copy: they are released through a Google form, not a download link.
+kept so a rerun fetches nothing), `gcs` copies the PNGs from Google's Requester Pays bucket. Google's expert
+labels are a stage of their own (acquire_google), so NIH runs without them.
 With `download` and `source.archives` set, data/raw/nih holds the metadata and the images of those archives only,
 listed in nih.ARCHIVE_SUBSET, so that decode_nih and the later stages take just them.
-Writes data/raw/{nih,google} and data/manifests/{nih,google}.csv.
+Writes data/raw/nih and data/manifests/nih.csv.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from cxrbench.datasets import nih
-from cxrbench.errors import DataError
 from cxrbench.manifest import role_by_suffix
 from cxrbench.stages._app import run_stage
 from cxrbench.stages._local import acquire_pair, link_tree
 
 log = logging.getLogger(__name__)
 NIH_ROLES = role_by_suffix({".png": "image", ".txt": "split_list"})
-GOOGLE_ROLES = role_by_suffix({".csv": "labels"}, default="documentation")
-GOOGLE_LABELS_PAGE = "https://cloud.google.com/healthcare/docs/resources/public-datasets/nih-chest"
 
 
 def prepare_nih(source: dict[str, Any]) -> tuple[Path, list[str] | None]:
@@ -58,37 +55,24 @@ def prepare_nih(source: dict[str, Any]) -> tuple[Path, list[str] | None]:
     return folder, unpacked
 
 
-def require_google(path: Path) -> Path:
-    if not path.is_dir():
-        raise DataError(
-            path,
-            "Google's expert labels for NIH are not there: every source kind needs a local copy of them",
-            fix=f"they are released through a Google form, not a direct link: request them from {GOOGLE_LABELS_PAGE} "
-            "and set source.google to the unpacked folder (holding four_findings_expert_labels/ and "
-            "all_findings_expert_labels/)",
-        )
-    return path
-
-
 def acquire(params: dict[str, Any]) -> None:
     source = params["source"]
-    with acquire_pair(("nih", NIH_ROLES), ("google", GOOGLE_ROLES)) as (nih_dir, google_dir):
+    with acquire_pair(("nih", NIH_ROLES)) as (nih_dir,):
         if source["kind"] == "synthetic":
-            from cxrbench.synthetic import write_google_labels, write_nih
+            from cxrbench.synthetic import write_nih
 
-            scale = params["synthetic"]
-            log.info("writing synthetic NIH: %d patients", scale["nih"]["n_patients"])
-            write_nih(nih_dir, seed=params["seed"], **scale["nih"])
-            write_google_labels(google_dir, nih_dir, seed=params["seed"], **scale["google"])
+            log.info("writing synthetic NIH: %d patients", params["synthetic"]["nih"]["n_patients"])
+            write_nih(nih_dir, seed=params["seed"], **params["synthetic"]["nih"])
         else:
             from cxrbench.acquire.nih_tree import tree_files
+            from cxrbench.datasets import google_labels
 
-            google = require_google(Path(source["google"]))  # before hours of downloading
+            if "google" in params["datasets"]:  # acquire_google runs next: a wrong path fails before hours of download
+                google_labels.require_tree(source["google"])
             folder, subset = prepare_nih(source)
             link_tree(folder, nih_dir, tree_files(folder, subset))
             if subset is not None:
                 nih.write_archive_subset(nih_dir, subset)
-            link_tree(google, google_dir)
 
 
 def main() -> None:

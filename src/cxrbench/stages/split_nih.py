@@ -102,11 +102,12 @@ def random_patient_split(index: pd.DataFrame, cfg: dict, seed: int, pinned_test:
     return _finished(table.assign(part=table["patient"].map(parts)))
 
 
-def scored_test_sets(index: pd.DataFrame) -> dict[str, tuple[Path, pd.DataFrame]]:
-    """The test sets evaluated later that exist in this copy: name -> (file, image and patient)."""
+def scored_test_sets(index: pd.DataFrame, datasets: list[str]) -> dict[str, tuple[Path, pd.DataFrame]]:
+    """The test sets evaluated later that exist in this copy: name -> (file, image and patient). Google's only
+    when `datasets` lists google (a raw folder left by an earlier run is not scored, so not pinned)."""
     found = {}
     for name, (path, read) in SCORED_TEST_SETS.items():
-        if path.is_file():
+        if path.is_file() and (path.is_relative_to(RAW) or "google" in datasets):
             table = read(path)
             if "patient" not in table.columns:  # the box list names images only
                 table = table.merge(index[["image", "patient"]], on="image", how="inner")
@@ -163,7 +164,7 @@ def split(params: dict[str, Any]) -> None:
     excluded = frozenset(disagreeing["image"]) if disagreeing is not None else frozenset()
     if disagreeing is not None:
         log.info("%d images have other labels in %s: left out", len(excluded), versions["other"].name)
-    scored = scored_test_sets(index)
+    scored = scored_test_sets(index, params["datasets"])
     sources = {"metadata": nih.find_data_entry(RAW), **versions, **{name: path for name, (path, _) in scored.items()}}
     if (RAW / nih.ARCHIVE_SUBSET).is_file():
         sources["archive_subset"] = RAW / nih.ARCHIVE_SUBSET
