@@ -55,14 +55,17 @@ def nih_split_method(info: dict[str, Any]) -> str:
     return text + " Source files and their sha256 are in data/splits/nih.json."
 
 
-def splits_section(report: Report, info: dict[str, Any], scr_index: pd.DataFrame) -> None:
+def splits_section(report: Report, info: dict[str, Any] | None, scr_index: pd.DataFrame | None) -> None:
+    """The NIH split (from nih.json) and the SCR folds, for the datasets used (None: not used)."""
     report.heading("Splits")
-    report.table(pd.DataFrame([{"part": part, **counts} for part, counts in _in_part_order(info["counts"])]),
-                 nih_split_method(info))
-    folds = scr_index.groupby("fold").size()
-    report.paragraph("SCR: the two published folds (odd / even JSRT case numbers), "
-                     + ", ".join(f"fold {fold}: {n} cases" for fold, n in folds.items())
-                     + "; each fold is the test set once.")
+    if info is not None:
+        report.table(pd.DataFrame([{"part": part, **counts} for part, counts in _in_part_order(info["counts"])]),
+                     nih_split_method(info))
+    if scr_index is not None:
+        folds = scr_index.groupby("fold").size()
+        report.paragraph("SCR: the two published folds (odd / even JSRT case numbers), "
+                         + ", ".join(f"fold {fold}: {n} cases" for fold, n in folds.items())
+                         + "; each fold is the test set once.")
 
 
 def _in_part_order(per_part: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -104,17 +107,21 @@ def _square(nested: dict[str, dict[str, int]]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(nested, orient="index")
 
 
-def statistics_section(report: Report, directory: str | Path) -> None:
-    """The describe_datasets outputs: NIH tables, age histogram, co-occurrence heat maps and the comparison
-    with the release page; JSRT nodules; SCR object areas per fold."""
+def statistics_section(report: Report, directory: str | Path, datasets: list[str]) -> None:
+    """The describe_datasets outputs of the datasets used: NIH tables, age histogram, co-occurrence heat maps and
+    the comparison with the release page; JSRT nodules; SCR object areas per fold."""
     directory = Path(directory)
-    nih_doc = json.loads((directory / "nih.json").read_text())
-    jsrt_stats = json.loads((directory / "jsrt.json").read_text())["statistics"]
-    scr_stats = json.loads((directory / "scr.json").read_text())["statistics"]
+    report.heading("Dataset statistics")
+    if "nih" in datasets:
+        _nih_statistics(report, json.loads((directory / "nih.json").read_text()))
+    if "jsrt" in datasets:
+        _jsrt_scr_statistics(report, json.loads((directory / "jsrt.json").read_text())["statistics"],
+                             json.loads((directory / "scr.json").read_text())["statistics"])
+
+
+def _nih_statistics(report: Report, nih_doc: dict[str, Any]) -> None:
     stats, comparison = nih_doc["statistics"], nih_doc["published_comparison"]
     form = stats["form"]
-
-    report.heading("Dataset statistics")
     report.table(nih_summary_table(stats), f"NIH ChestX-ray14 ({nih_doc['inputs']['metadata']['file']}, form {form})")
     report.table(nih_class_table(stats), "NIH labels: images and patients per class, prevalence per split part")
     report.table(pd.DataFrame({"labels per image": list(stats["labels_per_image"]),
@@ -128,6 +135,8 @@ def statistics_section(report: Report, directory: str | Path) -> None:
                   "Co-occurrence minus the release page's table (its diagonal: images with only that label)")
     report.paragraph(f"Against the NIH release page: {comparison['verdict']}")
 
+
+def _jsrt_scr_statistics(report: Report, jsrt_stats: dict[str, Any], scr_stats: dict[str, Any]) -> None:
     subtlety = _square(jsrt_stats["subtlety_by_malignancy"]).rename_axis("subtlety").reset_index()
     report.table(subtlety, f"JSRT: {jsrt_stats['nodule_cases']} nodule cases by subtlety and malignancy "
                            f"({jsrt_stats['non_nodule_cases']} cases without a nodule)")
@@ -139,4 +148,3 @@ def statistics_section(report: Report, directory: str | Path) -> None:
     areas = pd.DataFrame({f"{group} ({g['cases']} cases)": {obj: s["mean"] for obj, s in g["area_mm2"].items()}
                           for group, g in scr_stats["groups"].items()})
     report.table(areas.rename_axis("object").reset_index(), "SCR object areas, mean mm^2 per fold")
-

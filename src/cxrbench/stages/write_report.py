@@ -1,7 +1,8 @@
 """Stage write_report: one self-contained HTML page (results/report.html) and a Markdown summary
-(results/report.md): dataset counts, how the splits were made, dataset statistics, training curves,
-benchmark tables next to the published results, ROC curves, example images with their labels and masks, and
-the parameters and input hashes that produced them.
+(results/report.md) of the datasets the run used (`datasets`, named on top with what was left out and why):
+dataset counts, how the splits were made, dataset statistics, training curves, benchmark tables next to the
+published results, ROC curves, example images with their labels and masks, and the parameters and input hashes
+that produced them.
 """
 
 from __future__ import annotations
@@ -39,17 +40,41 @@ from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
 OUT = Path("results")
+DATASET_NAMES = {"jsrt": "JSRT", "scr": "SCR", "nih": "NIH ChestX-ray14", "google": "Google's expert labels for NIH"}
+# What a dataset's absence leaves out of the report, in one sentence each (google only matters with nih).
+LEFT_OUT = {
+    "jsrt": "SCR segmentation and the JSRT nodule tasks are left out (JSRT and SCR are not in `datasets`).",
+    "nih": "NIH classification, localisation and the expert-label evaluation are left out (NIH is not in `datasets`).",
+    "google": "The evaluation against Google's expert labels is left out: their files were not given (they are "
+              "released through a Google form; add google to `datasets` and set source.google to use them).",
+}
 
 
-def dataset_counts(jsrt_index: pd.DataFrame, nih_index: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"dataset": "JSRT", "images": len(jsrt_index), "patients": len(jsrt_index),
-         "detail": f"{int(jsrt_index['nodule'].sum())} with a nodule, {int((~jsrt_index['nodule'].astype(bool)).sum())} without"},
-        {"dataset": "SCR", "images": len(jsrt_index), "patients": len(jsrt_index),
-         "detail": f"5 objects per image; fold 1: {int((jsrt_index['fold'] == 1).sum())}, fold 2: {int((jsrt_index['fold'] == 2).sum())}"},
-        {"dataset": "NIH ChestX-ray14", "images": len(nih_index), "patients": int(nih_index["patient"].nunique()),
-         "detail": f"{int((nih_index[list(LABELS)].sum(axis=1) == 0).sum())} No Finding"},
-    ])
+def datasets_used(datasets: list[str]) -> str:
+    """Which datasets this run used, which not, and what their absence leaves out."""
+    used = ", ".join(DATASET_NAMES[name] for name in DATASET_NAMES if name in datasets)
+    unused = [name for name in DATASET_NAMES if name not in datasets]
+    text = f"Datasets used: {used}."
+    if unused:
+        text += f" Not used: {', '.join(DATASET_NAMES[name] for name in unused)}."
+        text += "".join(f" {LEFT_OUT[name]}" for name in LEFT_OUT
+                        if name in unused and (name != "google" or "nih" in datasets))
+    return text
+
+
+def dataset_counts(jsrt_index: pd.DataFrame | None, nih_index: pd.DataFrame | None) -> pd.DataFrame:
+    rows = []
+    if jsrt_index is not None:
+        folds = jsrt_index["fold"]
+        rows += [{"dataset": "JSRT", "images": len(jsrt_index), "patients": len(jsrt_index),
+                  "detail": f"{int(jsrt_index['nodule'].sum())} with a nodule, "
+                            f"{int((~jsrt_index['nodule'].astype(bool)).sum())} without"},
+                 {"dataset": "SCR", "images": len(jsrt_index), "patients": len(jsrt_index),
+                  "detail": f"5 objects per image; fold 1: {int((folds == 1).sum())}, fold 2: {int((folds == 2).sum())}"}]
+    if nih_index is not None:
+        rows.append({"dataset": "NIH ChestX-ray14", "images": len(nih_index), "patients": int(nih_index["patient"].nunique()),
+                     "detail": f"{int((nih_index[list(LABELS)].sum(axis=1) == 0).sum())} No Finding"})
+    return pd.DataFrame(rows)
 
 
 def curves_figure(directory: Path, title: str):
@@ -149,9 +174,9 @@ def overlay_figure(images: np.ndarray, masks: np.ndarray, predictions: np.ndarra
     return fig
 
 
-def input_hashes() -> pd.DataFrame:
+def input_hashes(datasets: list[str]) -> pd.DataFrame:
     rows = []
-    for manifest in sorted(Path("data/manifests").glob("*.csv")):
+    for manifest in sorted(Path("data/manifests") / f"{name}.csv" for name in datasets):
         table = pd.read_csv(manifest)
         digest = hashlib.sha256("\n".join(table["file"] + " " + table["sha256"]).encode()).hexdigest()
         rows.append({"dataset": manifest.stem, "files": len(table), "bytes": int(table["bytes"].sum()), "sha256 of manifest": digest})
@@ -168,23 +193,8 @@ def code_version() -> str:
     return described.stdout.strip() if described.returncode == 0 else "unknown (not a git checkout)"
 
 
-def write(params: dict[str, Any]) -> None:
-    synthetic = params["source"]["kind"] == "synthetic"
-    banner = ("SYNTHETIC DATA: phantoms in the datasets' formats, not real radiographs. Published numbers are shown "
-              "for layout only and are not comparable.") if synthetic else None
-    report = Report("cxrbench benchmark report", banner)
-    jsrt_index, nih_index = store.read_index("data/store/jsrt"), store.read_index("data/store/nih")
-    split_info = json.loads(Path("data/splits/nih.json").read_text())
-
-    report.heading("Datasets")
-    report.table(dataset_counts(jsrt_index, nih_index), "Counts")
-    splits_section(report, split_info, jsrt_index)
-    statistics_section(report, "results/datasets")
-
-    report.heading("Training")
-    report.figure(curves_figure(Path("dvclive/classifier"), "NIH classifier"), "NIH classifier: loss and validation AUC per epoch")
-    report.figure(curves_figure(Path("dvclive/segmenter"), "SCR segmenter"), "SCR segmenter: training loss per epoch, one model per fold")
-
+def nih_sections(report: Report, nih_index: pd.DataFrame, split_info: dict, synthetic: bool) -> None:
+    """Classification, its ROC curves and examples, and the localisation of BBox_List_2017's boxes."""
     report.heading("NIH ChestX-ray14 classification")
     metrics = json.loads(Path("metrics/classifier.json").read_text())
     published = load_published(task="nih_classification")
@@ -204,6 +214,8 @@ def write(params: dict[str, Any]) -> None:
     report.figure(localisation_examples_figure("results/localisation"),
                   "Best and worst localised test image per class (solid: true box, dashed: detected)")
 
+
+def expert_labels_section(report: Report, synthetic: bool) -> None:
     report.heading("Google expert labels")
     expert = json.loads(Path("metrics/expert_labels.json").read_text())
     report.table(expert_labels_table(expert, synthetic=synthetic), "Classifier against the adjudicated expert labels")
@@ -212,6 +224,8 @@ def write(params: dict[str, Any]) -> None:
                                     synthetic=synthetic),
                   "ROC curves against the expert labels, with the individual radiologists as points")
 
+
+def segmenter_section(report: Report, jsrt_index: pd.DataFrame, synthetic: bool) -> None:
     report.heading("SCR segmentation")
     seg = json.loads(Path("metrics/segmenter.json").read_text())
     report.table(segmenter_table(seg), f"Per object at {seg['size']} px ({seg['pixel_mm']} mm pixels), mean over test images")
@@ -229,6 +243,8 @@ def write(params: dict[str, Any]) -> None:
                                  [row_of[c] for c in chosen], [f"best: {chosen[0]}", f"worst: {chosen[1]}"]),
                   "Best and worst test cases by lung Jaccard (solid: reference, dashed: prediction)")
 
+
+def nodules_section(report: Report, synthetic: bool) -> None:
     report.heading("JSRT nodules")
     nodule_pieces = nodule_report_pieces(load_published(task="jsrt_nodules"), synthetic=synthetic)
     for caption, table in nodule_pieces.tables:
@@ -238,8 +254,40 @@ def write(params: dict[str, Any]) -> None:
     for fig, caption in nodule_pieces.figures:
         report.figure(fig, caption)
 
+
+def write(params: dict[str, Any]) -> None:
+    datasets, synthetic = params["datasets"], params["source"]["kind"] == "synthetic"
+    with_jsrt, with_nih = "jsrt" in datasets, "nih" in datasets  # jsrt comes with scr (config.validate)
+    banner = ("SYNTHETIC DATA: phantoms in the datasets' formats, not real radiographs. Published numbers are shown "
+              "for layout only and are not comparable.") if synthetic else None
+    report = Report("cxrbench benchmark report", banner)
+    report.paragraph(datasets_used(datasets))
+    jsrt_index = store.read_index("data/store/jsrt") if with_jsrt else None
+    nih_index = store.read_index("data/store/nih") if with_nih else None
+    split_info = json.loads(Path("data/splits/nih.json").read_text()) if with_nih else None
+
+    report.heading("Datasets")
+    report.table(dataset_counts(jsrt_index, nih_index), "Counts")
+    splits_section(report, split_info, jsrt_index)
+    statistics_section(report, "results/datasets", datasets)
+
+    report.heading("Training")
+    if with_nih:
+        report.figure(curves_figure(Path("dvclive/classifier"), "NIH classifier"),
+                      "NIH classifier: loss and validation AUC per epoch")
+    if with_jsrt:
+        report.figure(curves_figure(Path("dvclive/segmenter"), "SCR segmenter"),
+                      "SCR segmenter: training loss per epoch, one model per fold")
+    if with_nih:
+        nih_sections(report, nih_index, split_info, synthetic)
+        if "google" in datasets:
+            expert_labels_section(report, synthetic)
+    if with_jsrt:
+        segmenter_section(report, jsrt_index, synthetic)
+        nodules_section(report, synthetic)
+
     report.heading("Provenance")
-    report.table(input_hashes(), "Inputs (from the acquire manifests)")
+    report.table(input_hashes(datasets), "Inputs (from the acquire manifests)")
     report.paragraph(f"cxrbench {__version__}, code {code_version()}; the parameters below are exactly "
                      "those of this run.")
     report.preformatted(yaml.safe_dump(params, sort_keys=False), "params.yaml")
