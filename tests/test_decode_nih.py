@@ -20,7 +20,7 @@ from cxrbench.stages import decode_nih
 @pytest.fixture(scope="module")
 def raw_nih(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project folder whose data/raw/nih is a small synthetic release with one truncated PNG and one non-PNG."""
-    from cxrbench.synthetic import write_nih
+    from cxrbench.synthetic.nih import write_nih
 
     project = tmp_path_factory.mktemp("project")
     raw = project / decode_nih.RAW
@@ -64,7 +64,7 @@ def test_quarantine_lists_bad_images_and_keeps_the_rest(raw_nih: Path, monkeypat
 @pytest.fixture
 def intact_raw_nih(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The current folder is a project whose data/raw/nih is a small intact synthetic release; its image names."""
-    from cxrbench.synthetic import write_nih
+    from cxrbench.synthetic.nih import write_nih
 
     monkeypatch.chdir(tmp_path)
     write_nih(decode_nih.RAW, n_patients=3, max_followups=2, test_fraction=0.34, seed=5, min_prevalence=0.0)

@@ -464,7 +464,8 @@ def test_extraction_is_idempotent_and_repairs_missing_or_short_files(tmp_path: P
 @pytest.fixture(scope="module")
 def synthetic_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small synthetic NIH release (metadata + images/) and Google labels for it, written once."""
-    from cxrbench.synthetic import write_google_labels, write_nih
+    from cxrbench.synthetic.google_labels import write_google_labels
+    from cxrbench.synthetic.nih import write_nih
 
     root = tmp_path_factory.mktemp("release")
     write_nih(root / "nih", n_patients=8, max_followups=2, test_fraction=0.25, seed=3, min_prevalence=0.0)

@@ -126,6 +126,30 @@ def test_nodule_candidate_parameter_reruns_only_the_nodule_evaluation(snakemake_
         run([str(BIN / "cxrbench"), "compose", "experiment=tiny"], snakemake_repo)
 
 
+def stages_out_of_date(repo: Path) -> set[str]:
+    """The stages `dvc status` names (its stage lines are the unindented ones ending in a colon)."""
+    status = run([str(BIN / "dvc"), "status"], repo).stdout
+    return {line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()}
+
+
+@pytest.mark.parametrize(("edited", "readers"), [
+    ("src/cxrbench/published/results.yaml", {"write_report"}),
+    ("src/cxrbench/metrics/froc.py", {"evaluate_nodules", "write_report"}),
+])
+def test_editing_a_shared_file_reruns_only_the_stages_that_read_it(snakemake_repo, edited, readers):
+    """Imports decide what reruns: a published number or the FROC code touches no acquisition, decoding or training."""
+    path = snakemake_repo / edited
+    kept = path.with_name(path.name + ".kept")
+    shutil.copy2(path, kept)
+    try:
+        path.write_text(path.read_text() + "\n# edited\n")
+        assert planned_rules(snakemake_repo) == readers
+        assert stages_out_of_date(snakemake_repo) == readers
+    finally:
+        shutil.copy2(kept, path)  # content and modification time as before, for the tests after this one
+        kept.unlink()
+
+
 # What a changed classifier parameter must rerun: the classifier and everything that reads its model.
 CLASSIFIER_DOWNSTREAM = {"train_classifier", "evaluate_classifier", "evaluate_localisation", "evaluate_expert_labels",
                          "write_report"}

@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrbench import synthetic
+from cxrbench.synthetic import google_labels as synthetic_google_labels
+from cxrbench.synthetic import jsrt_scr as synthetic_jsrt_scr
+from cxrbench.synthetic import nih as synthetic_nih
 from cxrbench.datasets import google_labels, jsrt, nih, scr
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("formats")
-    synthetic.write_jsrt_scr(root / "jsrt", root / "scr", n_nodule=3, n_normal=2, seed=3)
-    synthetic.write_nih(root / "nih", n_patients=24, max_followups=3, test_fraction=0.3, seed=3, min_prevalence=0.08)
-    synthetic.write_google_labels(root / "google", root / "nih", test_images=6, validation_images=6,
+    synthetic_jsrt_scr.write_jsrt_scr(root / "jsrt", root / "scr", n_nodule=3, n_normal=2, seed=3)
+    synthetic_nih.write_nih(root / "nih", n_patients=24, max_followups=3, test_fraction=0.3, seed=3, min_prevalence=0.08)
+    synthetic_google_labels.write_google_labels(root / "google", root / "nih", test_images=6, validation_images=6,
                                   all_findings_images=4, seed=3)
     return root
 

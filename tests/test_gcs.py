@@ -66,7 +66,7 @@ def test_acquire_nih_gcs_source_fills_the_folder_from_the_bucket(
     bucket: fsspec.AbstractFileSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cxrbench.stages.acquire_nih import prepare_nih
-    from cxrbench.synthetic import write_nih
+    from cxrbench.synthetic.nih import write_nih
 
     release, folder = tmp_path / "release", tmp_path / "downloads"
     write_nih(release, n_patients=2, max_followups=2, test_fraction=0.5, seed=1, min_prevalence=0.0)

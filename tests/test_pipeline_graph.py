@@ -164,3 +164,15 @@ def test_code_dependencies_follow_lazy_and_relative_imports(tmp_path):
     assert found == {"src/cxrbench/__init__.py", "src/cxrbench/a.py", "src/cxrbench/sub/__init__.py",
                      "src/cxrbench/sub/b.py"}
     assert ast.parse((pkg / "a.py").read_text())  # the fixture itself is valid Python
+
+
+def test_code_dependencies_take_the_package_data_a_module_names_in_its_strings(tmp_path):
+    pkg = tmp_path / "src" / "cxrbench"
+    (pkg / "tables").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for name in ("read.csv", "mentioned.yaml", "documented.json"):
+        (pkg / "tables" / name).write_text("")
+    (pkg / "a.py").write_text('"""Reads nothing like documented.json."""\nfrom pathlib import Path\n'
+                              '# mentioned.yaml is only in a comment\nTABLE = Path(__file__).parent / "tables" / "read.csv"\n')
+    assert code_dependencies("cxrbench.a", tmp_path) == {"src/cxrbench/__init__.py", "src/cxrbench/a.py",
+                                                         "src/cxrbench/tables/read.csv"}

@@ -17,7 +17,8 @@ from cxrbench import config, store
 from cxrbench.datasets import nih
 from cxrbench.splits import check_no_leakage, require_held_out
 from cxrbench.stages import split_nih
-from cxrbench.synthetic import write_google_labels, write_nih
+from cxrbench.synthetic.google_labels import write_google_labels
+from cxrbench.synthetic.nih import write_nih
 from test_datasets_nih import original_2017_bytes
 
 TINY = yaml.safe_load(config.compose_yaml(["experiment=tiny"]))

@@ -15,16 +15,9 @@ from PIL import Image
 
 from cxrbench.errors import DataError
 from cxrbench.fileio import sha256_file
-from cxrbench.synthetic import (
-    BOX_LABELS,
-    NIH_LABELS,
-    all_findings_majority,
-    class_prevalences,
-    fit_label_model,
-    write_google_labels,
-    write_jsrt_scr,
-    write_nih,
-)
+from cxrbench.synthetic.google_labels import all_findings_majority, write_google_labels
+from cxrbench.synthetic.jsrt_scr import write_jsrt_scr
+from cxrbench.synthetic.nih import BOX_LABELS, NIH_LABELS, class_prevalences, fit_label_model, write_nih
 from cxrbench.synthetic.anatomy import SCR_LANDMARK_COUNTS, SCR_OBJECTS
 from cxrbench.synthetic.google_labels import (
     ALL_FINDINGS_READERS,

@@ -1,5 +1,5 @@
 """Which source files a stage runs: the transitive closure of its cxrbench imports (lazy ones included),
-their packages' __init__ files, and data files read beside the code (schemas, published tables).
+their packages' __init__ files, the package data files those modules name (published tables) and the schema.
 workflow/pipeline.yaml (and so dvc.yaml) must list exactly these as the stage's code dependencies
 (tests/test_pipeline_graph.py); `python -m cxrbench.pipeline_code` in the project root rewrites them after a
 change of imports, and recomposes dvc.yaml for the datasets of params.yaml."""
@@ -33,6 +33,16 @@ def _imports(path: Path) -> set[str]:
     return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
 
 
+def _string_constants(path: Path) -> list[str]:
+    """The string literals of a module, docstrings and comments left out (they may name a file not read)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
 def code_dependencies(module: str, root: Path) -> set[str]:
     """Repository-relative paths of every file `module` needs to run."""
     seen: set[Path] = set()
@@ -46,8 +56,10 @@ def code_dependencies(module: str, root: Path) -> set[str]:
                 seen.add(path)
                 pending.extend(_imports(path))
     files = {p.relative_to(root).as_posix() for p in seen}
-    for path in seen:
-        files.update(d.relative_to(root).as_posix() for d in path.parent.iterdir() if d.suffix in DATA_SUFFIXES)
+    data_files = [d for d in (root / "src" / PACKAGE).rglob("*") if d.suffix in DATA_SUFFIXES]
+    for path in seen:  # the package data a module reads: the files named in its strings
+        strings = _string_constants(path)
+        files.update(d.relative_to(root).as_posix() for d in data_files if any(d.name in s for s in strings))
     if f"src/{PACKAGE}/config.py" in files:
         files.add(SCHEMA)
     return files

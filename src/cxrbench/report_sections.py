@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cxrbench import published  # noqa: E402
-from cxrbench.datasets.nih import BOX_LABELS  # noqa: E402
+from cxrbench.vocabulary import BOX_LABELS  # noqa: E402
 
 OURS = "cxrbench (this run)"
 LOCALISATION_SPLIT = "bbox_list_2017"

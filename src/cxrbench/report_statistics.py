@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cxrbench.datasets.nih import LABELS
+from cxrbench.vocabulary import LABELS
 from cxrbench.report import Report
 from cxrbench.stats import cooccurrence_figure
 

@@ -39,12 +39,14 @@ from matplotlib import colors
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cxrbench import published, store
+from cxrbench import store
 from cxrbench.datasets import jsrt, nih, scr
 from cxrbench.errors import DataError
 from cxrbench.fileio import sha256_file
 
-PUBLISHED_COOCCURRENCE_PATH = Path(published.__file__).with_name("nih_cooccurrence.csv")
+# Named here, not imported from cxrbench.published: that package reads results.yaml, which statistics never use
+# (a stage depends on the data files its modules name: cxrbench.pipeline_code).
+PUBLISHED_COOCCURRENCE_PATH = Path(__file__).with_name("published") / "nih_cooccurrence.csv"
 PUBLISHED_SOURCE = "NIH release page (nihcc.app.box.com/v/ChestXray-NIHCC), section A.2, October 2017"
 TOTALS_ROW = "total"
 SHORT_NAMES = dict(

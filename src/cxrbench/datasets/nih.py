@@ -35,26 +35,9 @@ import pandas as pd
 
 from cxrbench.datasets import decode_grey8, read_csv_rows
 from cxrbench.errors import DataError
+from cxrbench.vocabulary import BOX_LABELS, LABELS, NO_FINDING
 
 log = logging.getLogger(__name__)
-LABELS = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-    "Consolidation",
-    "Edema",
-    "Emphysema",
-    "Fibrosis",
-    "Pleural_Thickening",
-    "Hernia",
-)
-NO_FINDING = "No Finding"
-BOX_LABELS = LABELS[:8]
 DATA_ENTRY_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")  # the newest revision wins
 BBOX_NAME = "BBox_List_2017.csv"
 TRAIN_VAL_LIST = "train_val_list.txt"

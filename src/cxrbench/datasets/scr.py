@@ -33,10 +33,9 @@ from PIL import Image, UnidentifiedImageError
 
 from cxrbench.datasets.jsrt import CASES, STEM
 from cxrbench.errors import DataError
+from cxrbench.vocabulary import OBJECTS, SCR_MASK_SIZE, SCR_PIXEL_MM
 
-OBJECTS = ("right lung", "left lung", "heart", "right clavicle", "left clavicle")
-MASK_SIZE = 1024
-PIXEL_MM = 0.35
+MASK_SIZE, PIXEL_MM = SCR_MASK_SIZE, SCR_PIXEL_MM
 OBSERVER2_DIRNAME = "observer2"
 SCR_URL = "https://www.isi.uu.nl/Research/Databases/SCR/"
 GET_FILES = (

@@ -1,42 +1,5 @@
-"""Metrics: ROC AUC with bootstrap intervals, SCR overlap and contour distance, box localisation, FROC."""
+"""Metrics, one module each: `roc` (ROC AUC with bootstrap intervals, operating points), `overlap` (SCR
+Jaccard, Dice, contour distance, pixel error), `localisation` (boxes from heat maps, IoBB/IoU), `froc`.
 
-from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
-from cxrbench.metrics.localisation import heatmap_to_boxes, iobb, iou, localisation_accuracy
-from cxrbench.metrics.overlap import (
-    dice,
-    jaccard,
-    mean_contour_distance,
-    pixel_error,
-    scr_pixel_mm,
-    summarise,
-)
-from cxrbench.metrics.roc import (
-    bootstrap_auc,
-    operating_point,
-    percentile_interval,
-    resample_indices,
-    roc_auc,
-    roc_curve_points,
-)
-
-__all__ = [
-    "FrocCurve",
-    "bootstrap_auc",
-    "dice",
-    "froc",
-    "heatmap_to_boxes",
-    "iobb",
-    "iou",
-    "jaccard",
-    "localisation_accuracy",
-    "mean_contour_distance",
-    "operating_point",
-    "percentile_interval",
-    "pixel_error",
-    "resample_indices",
-    "roc_auc",
-    "roc_curve_points",
-    "scr_pixel_mm",
-    "sensitivity_at",
-    "summarise",
-]
+Import the module: this package re-exports nothing, so a stage depends on (and reruns for) the metrics it uses.
+"""

@@ -26,7 +26,7 @@ def acquire(params: dict[str, Any]) -> None:
     source = params["source"]
     with acquire_pair(("google", GOOGLE_ROLES)) as (google_dir,):
         if source["kind"] == "synthetic":
-            from cxrbench.synthetic import write_google_labels
+            from cxrbench.synthetic.google_labels import write_google_labels
 
             log.info("writing synthetic Google labels for images of %s", NIH_RAW)
             write_google_labels(google_dir, NIH_RAW, seed=params["seed"], **params["synthetic"]["google"])

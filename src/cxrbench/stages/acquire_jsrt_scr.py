@@ -24,7 +24,7 @@ def acquire(params: dict[str, Any]) -> None:
     source = params["source"]
     with acquire_pair(("jsrt", JSRT_ROLES), ("scr", SCR_ROLES)) as (jsrt_dir, scr_dir):
         if source["kind"] == "synthetic":
-            from cxrbench.synthetic import write_jsrt_scr
+            from cxrbench.synthetic.jsrt_scr import write_jsrt_scr
 
             scale = params["synthetic"]["jsrt"]
             log.info("writing synthetic JSRT/SCR: %d nodule + %d normal cases", scale["n_nodule"], scale["n_normal"])

@@ -59,7 +59,7 @@ def acquire(params: dict[str, Any]) -> None:
     source = params["source"]
     with acquire_pair(("nih", NIH_ROLES)) as (nih_dir,):
         if source["kind"] == "synthetic":
-            from cxrbench.synthetic import write_nih
+            from cxrbench.synthetic.nih import write_nih
 
             log.info("writing synthetic NIH: %d patients", params["synthetic"]["nih"]["n_patients"])
             write_nih(nih_dir, seed=params["seed"], **params["synthetic"]["nih"])

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from cxrbench import store, training
-from cxrbench.datasets.nih import LABELS
+from cxrbench.vocabulary import LABELS
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points, unit_groups
 from cxrbench.models.networks import build_classifier

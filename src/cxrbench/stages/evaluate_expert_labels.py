@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from cxrbench.datasets import google_labels
-from cxrbench.datasets.nih import LABELS
+from cxrbench.vocabulary import LABELS
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, operating_point, roc_curve_points, unit_groups

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from cxrbench import store, training
-from cxrbench.datasets.scr import OBJECTS
+from cxrbench.vocabulary import OBJECTS
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.overlap import dice, jaccard, mean_contour_distance, pixel_error, scr_pixel_mm, summarise
 from cxrbench.models.networks import build_segmenter

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from cxrbench import store, training
-from cxrbench.datasets.nih import LABELS
+from cxrbench.vocabulary import LABELS
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.roc import roc_auc
 from cxrbench.models.networks import build_classifier

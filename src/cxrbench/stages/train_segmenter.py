@@ -19,7 +19,7 @@ from monai.losses import DiceLoss
 from tqdm import tqdm
 
 from cxrbench import store, training
-from cxrbench.datasets.scr import OBJECTS
+from cxrbench.vocabulary import OBJECTS
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.models.networks import build_segmenter
 from cxrbench.stages._app import run_stage

@@ -20,8 +20,8 @@ import pandas as pd
 import yaml
 
 from cxrbench import __version__, store
-from cxrbench.datasets.nih import LABELS
-from cxrbench.datasets.scr import OBJECTS
+from cxrbench.vocabulary import LABELS
+from cxrbench.vocabulary import OBJECTS
 from cxrbench.fileio import write_text
 from cxrbench.nodules_report import report_pieces as nodule_report_pieces
 from cxrbench.published import MEAN_LABEL

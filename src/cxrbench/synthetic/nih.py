@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms
 
-from cxrbench import published
 from cxrbench.errors import DataError
 from cxrbench.fileio import write_bytes
 from cxrbench.synthetic.anatomy import (
@@ -71,7 +70,8 @@ _PLAN, _ANATOMY, _IMAGE, _FINDING, _RELEASE = 11, 12, 13, 14, 15
 # NIH_LABELS order. Off the diagonal: images carrying both labels. On the diagonal: images carrying
 # that label ALONE (Hernia 110 of 227; Data_Entry_2017_v2020 has exactly 110 Hernia-only images). The
 # totals row counts the images carrying the label at all; the diagonal does not.
-COOCCURRENCE_PATH = Path(published.__file__).with_name("nih_cooccurrence.csv")
+# (named, not imported from cxrbench.published, whose results.yaml the generator never reads)
+COOCCURRENCE_PATH = Path(__file__).parents[1] / "published" / "nih_cooccurrence.csv"
 
 
 @functools.cache
