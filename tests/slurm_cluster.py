@@ -1,5 +1,5 @@
 """A private single-node Slurm cluster on 127.0.0.1, for tests (Debian's munge, slurmctld, slurmd and
-slurm-client, Slurm 22.05; docs: ../shared/docs/CLUSTER.md).
+slurm-client, Slurm 22.05; how it is used: README, "Cluster (Slurm)").
 
 Everything lives in a runtime directory of its own: a MUNGE key and socket, the slurm.conf, state, spool,
 logs and pid files, on ports picked free at start. Only one system path is touched: the job steps that

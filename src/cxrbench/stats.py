@@ -19,8 +19,8 @@ Which file the published table was computed from: not v2020. Against v2020 every
 every total of ours is >= the published one (50 of the 91 pairs and 8 of the 14 totals larger, none
 smaller), which is what adding labels to an older file does; and the 15 pairs among the six classes that
 have no boxes (Consolidation .. Hernia) agree exactly, as they should if v2020's additions (labels put on
-images that have boxes, docs/DATASETS.md) were all of the eight boxed classes. The published table therefore comes from the original labels of
-October 2017, whose totals it matches on 13 of 14 classes (docs/PUBLISHED.md: Infiltration 19,871 published,
+images that have boxes, per the release notes) were all of the eight boxed classes. The published table therefore comes from the original labels of
+October 2017, whose totals it matches on 13 of 14 classes (Infiltration: 19,871 on the page,
 19,870 in the file). `compare_with_published` reaches its verdict from the numbers of whichever file it is
 given, by these same tests.
 """

@@ -42,7 +42,7 @@ class NihArchive:
         return join_url(base_url or NIH_BOX_PREFIX, self.url_suffix)
 
 
-# Sizes and md5s as published by a third party (see docs/DATASETS.md); NIH publishes no checksums
+# Sizes and md5s as published by a third party (a mirror's listing); NIH publishes no checksums
 # and we have not verified these against a download. A mismatch means either a bad download or a
 # wrong published value: the error message says so.
 ARCHIVES: tuple[NihArchive, ...] = (

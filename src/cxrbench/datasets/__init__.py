@@ -3,7 +3,6 @@
 Modules (each docstring gives counts, labels, licence, citation and where the files come from):
     jsrt           JSRT: 247 raw 2048 x 2048 radiographs, DICOM variant, clinical metadata
     scr            SCR: lung/heart/clavicle masks and landmark points for the JSRT images
-    mini_jsrt      the mini-JSRT beginners' archives, read straight from their zips
     nih            NIH ChestX-ray14: metadata in its three published forms, boxes, split lists, PNGs
     google_labels  Google's radiologist labels for NIH subsets and the majority-vote rule behind them
 
