@@ -34,8 +34,9 @@ def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedPr
     return result
 
 
-def copy_repo(dest: Path) -> Path:
-    """The project's tracked and untracked-but-not-ignored files, as a fresh git repository."""
+def copy_repo(dest: Path, *overrides: str) -> Path:
+    """The project's tracked and untracked-but-not-ignored files, as a fresh git repository, composed for the
+    tiny experiment with `overrides`."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, check=True).stdout.decode().split("\0")
     for name in filter(None, listed):
@@ -45,7 +46,7 @@ def copy_repo(dest: Path) -> Path:
     run(["git", "init", "-q", "-b", "main"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "copy"], dest)
-    run([str(BIN / "cxrbench"), "compose", "experiment=tiny"], dest)
+    run([str(BIN / "cxrbench"), "compose", "experiment=tiny", *overrides], dest)
     return dest
 
 

@@ -1,0 +1,86 @@
+"""Run what you have: the tiny pipeline with NIH alone (with and without Google's labels) and with JSRT + SCR
+alone, each under both runners in its own copy of the repository. Exactly the stages of those datasets run,
+the two runners give the same bytes and leave each other nothing to do, nothing of another dataset is written,
+and the report says on top which datasets were used and what their absence left out. (All four datasets
+together are tests/test_end_to_end.py.)"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pytest
+
+from test_end_to_end import BIN, copy_repo, output_hashes, run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# datasets -> (outputs that must exist, outputs that must not)
+CASES = {
+    "nih": (["metrics/classifier.json", "metrics/localisation.json", "results/datasets/nih.json"],
+            ["data/raw/google", "metrics/expert_labels.json", "data/raw/jsrt", "data/store/jsrt",
+             "metrics/segmenter.json", "metrics/nodules.json", "results/datasets/jsrt.json"]),
+    "nih,google": (["metrics/classifier.json", "metrics/expert_labels.json", "data/manifests/google.csv"],
+                   ["data/raw/jsrt", "metrics/segmenter.json", "metrics/nodules.json"]),
+    "jsrt,scr": (["metrics/segmenter.json", "metrics/nodules.json", "results/datasets/scr.json"],
+                 ["data/raw/nih", "data/raw/google", "data/store/nih", "metrics/classifier.json",
+                  "results/datasets/nih.json"]),
+}
+# What the report's first paragraph must say for each.
+SAID_ON_TOP = {
+    "nih": ["Datasets used: NIH ChestX-ray14.", "Not used: JSRT, SCR, Google's expert labels for NIH.",
+            "The evaluation against Google's expert labels is left out: their files were not given"],
+    "nih,google": ["Datasets used: NIH ChestX-ray14, Google's expert labels for NIH.",
+                   "SCR segmentation and the JSRT nodule tasks are left out"],
+    "jsrt,scr": ["Datasets used: JSRT, SCR.", "NIH classification, localisation and the expert-label evaluation "
+                 "are left out (NIH is not in `datasets`)."],
+}
+HEADINGS = {"nih": ["NIH ChestX-ray14 classification"], "nih,google": ["NIH ChestX-ray14 classification",
+            "Google expert labels"], "jsrt,scr": ["SCR segmentation", "JSRT nodules"]}
+ALL_HEADINGS = {"NIH ChestX-ray14 classification", "Google expert labels", "SCR segmentation", "JSRT nodules"}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def runs(request, tmp_path_factory) -> tuple[str, Path, Path]:
+    """(datasets, a copy run by snakemake, a copy run by dvc repro)."""
+    datasets = request.param
+    override = f"datasets=[{datasets}]"
+    by_snakemake = copy_repo(tmp_path_factory.mktemp("snakemake"), override)
+    run([str(BIN / "snakemake"), "--cores", "2"], by_snakemake)
+    by_dvc = copy_repo(tmp_path_factory.mktemp("dvc"), override)
+    run([str(BIN / "dvc"), "repro"], by_dvc)
+    return datasets, by_snakemake, by_dvc
+
+
+def test_exactly_the_datasets_outputs_are_written(runs):
+    datasets, by_snakemake, by_dvc = runs
+    present, absent = CASES[datasets]
+    for repo in (by_snakemake, by_dvc):
+        assert [p for p in present if not (repo / p).exists()] == [], repo
+        assert [p for p in absent if (repo / p).exists()] == [], repo
+    headline = json.loads((by_snakemake / "metrics/datasets.json").read_text())
+    assert set(headline) == ({"nih"} if "nih" in datasets else {"jsrt", "scr"})
+
+
+def test_both_runners_give_the_same_bytes_and_leave_each_other_nothing_to_do(runs):
+    _, by_snakemake, by_dvc = runs
+    ours, theirs = output_hashes(by_snakemake), output_hashes(by_dvc)
+    assert ours.keys() == theirs.keys()
+    assert sorted(k for k in ours if ours[k] != theirs[k]) == []
+    status = run([str(BIN / "dvc"), "status"], by_snakemake).stdout
+    assert "up to date" in status, status
+    dry = run([str(BIN / "snakemake"), "-n", "--cores", "2"], by_dvc)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+
+
+def test_the_report_covers_what_ran_and_says_so_on_top(runs):
+    datasets, by_snakemake, _ = runs
+    markdown = (by_snakemake / "results/report.md").read_text()
+    first_paragraph = markdown.split("\n\n")[2]  # after the title and the synthetic-data banner
+    for sentence in SAID_ON_TOP[datasets]:
+        assert sentence in first_paragraph, first_paragraph
+    headings = {line[3:] for line in markdown.splitlines() if line.startswith("## ")}
+    assert headings & ALL_HEADINGS == set(HEADINGS[datasets])
+    page = (by_snakemake / "results/report.html").read_text()
+    assert SAID_ON_TOP[datasets][0] in html.unescape(page) and "<img" in page
