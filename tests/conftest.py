@@ -1,11 +1,13 @@
 """Shared fixtures. Real NIH files live in ../shared/data/nih beside the project; tests that need
-them skip cleanly when that folder is absent (a user's clone has no ../shared)."""
+them skip cleanly when that folder is absent (a user's clone has no ../shared). `tiny_run` is one finished
+tiny pipeline, made once per pytest session for the tests that read a run or work on a copy of one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers.pipeline import BIN, copy_repo, run
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_NIH = PROJECT_ROOT.parent / "shared" / "data" / "nih"
@@ -22,3 +24,12 @@ def shared_nih() -> Path:
     if not (SHARED_NIH / "Data_Entry_2017_v2020.csv").is_file():
         pytest.skip(f"real NIH files not found at {SHARED_NIH}")
     return SHARED_NIH
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A copy of the project in which `snakemake --cores 2` ran the tiny configuration to the end. Read it, or
+    work on `helpers.pipeline.copy_run(tiny_run, ...)`: never change it (other tests read it after you)."""
+    repo = copy_repo(tmp_path_factory.mktemp("tiny_run"))
+    run([str(BIN / "snakemake"), "--cores", "2"], repo)
+    return repo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from test_end_to_end import ROOT
+from helpers.pipeline import ROOT
 
 SECTION = "## Bad input: what the tests try and what you see"
 NAMED_TEST = re.compile(r"`(test_\w+\.py)::(test_\w+)`")

@@ -13,6 +13,13 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.nih_files import (
+    V2020_HEADER,
+    kaggle_bytes,
+    original_2017_bytes,
+    v2020_bytes,
+    write,
+)
 from PIL import Image, ImageCms
 
 from cxrbench.datasets import nih
@@ -29,7 +36,6 @@ BOX_COUNTS = {
     "Mass": 85,
     "Nodule": 79,
 }
-V2020_HEADER = ",".join(nih.ENTRY_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -47,34 +53,6 @@ def real_rows(shared_nih) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def manifest(shared_nih) -> pd.DataFrame:
     return pd.read_csv(shared_nih / "images" / "MANIFEST.csv")
-
-
-def v2020_bytes(rows: list[list[str]]) -> bytes:
-    return "\n".join([V2020_HEADER] + [",".join(row) for row in rows]).encode()
-
-
-def original_2017_bytes(
-    rows: list[list[str]], ages: dict[int, str], *, sex_column: str = "Patient Gender", row_comma: bool = True
-) -> bytes:
-    """The Oct 2017 form: CRLF, trailing comma, zero-padded follow-up/patient, ages with a unit."""
-    header = V2020_HEADER.replace("Patient Gender", sex_column) + ","
-    lines = [header]
-    for index, (image, labels, follow_up, patient, age, *rest) in enumerate(rows):
-        age_text = ages.get(index, f"{int(age):03d}Y")
-        fields = [image, labels, f"{int(follow_up):03d}", f"{int(patient):08d}", age_text, *rest]
-        lines.append(",".join(fields) + ("," if row_comma else ""))
-    return ("\r\n".join(lines) + "\r\n").encode()
-
-
-def kaggle_bytes(rows: list[list[str]], *, row_comma: bool) -> bytes:
-    lines = [V2020_HEADER + ","] + [",".join(row) + ("," if row_comma else "") for row in rows]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 def test_real_v2020_file(v2020):

@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from test_end_to_end import BIN, copy_repo, output_hashes, run
+from helpers.pipeline import BIN, copy_repo, output_hashes, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from test_cam import intensity_classifier, one_torch_thread  # noqa: F401 (an autouse fixture)
 
 from cxrbench import report_sections, store, training
 from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 from cxrbench.fileio import write_json
 from cxrbench.stages import evaluate_localisation as stage
-from test_cam import intensity_classifier, one_torch_thread  # noqa: F401 (an autouse fixture)
 
 STORE_SIZE = 128
 PARAMS = {"seed": 0, "train": {"runtime": {"device": "cpu", "threads": 1, "amp": False, "channels_last": False,

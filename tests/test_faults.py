@@ -25,8 +25,7 @@ from typing import Callable, Iterator
 
 import pytest
 import yaml
-
-from test_end_to_end import BIN, copy_repo, output_hashes, run
+from helpers.pipeline import BIN, copy_repo, copy_run, output_hashes, run
 
 pytestmark = pytest.mark.faults
 SNAKEMAKE, DVC = str(BIN / "snakemake"), str(BIN / "dvc")
@@ -130,10 +129,10 @@ def clone(pristine: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(pristine, tmp_path_factory) -> Reference:
-    """The uninterrupted run; the tests that break it leave it complete and as it was."""
-    repo = clone(pristine, tmp_path_factory.mktemp("runs") / "uninterrupted")
-    run([SNAKEMAKE, "--cores", "2"], repo)
+def reference(tiny_run, tmp_path_factory) -> Reference:
+    """The uninterrupted run (a copy of the session's, made from the same tree as `pristine`); the tests that
+    break it leave it complete and as it was."""
+    repo = copy_run(tiny_run, tmp_path_factory.mktemp("runs") / "uninterrupted")
     return Reference(
         repo=repo,
         outputs=declared_outputs(repo),

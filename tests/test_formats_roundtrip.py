@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrbench.datasets import google_labels, jsrt, nih, scr
 from cxrbench.synthetic import google_labels as synthetic_google_labels
 from cxrbench.synthetic import jsrt_scr as synthetic_jsrt_scr
 from cxrbench.synthetic import nih as synthetic_nih
-from cxrbench.datasets import google_labels, jsrt, nih, scr
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from sshd_server import SshdUnavailable, SshServer, start_sshd
-from test_end_to_end import BIN, OUTPUT_DIRS, copy_repo, output_hashes, run
+from helpers.pipeline import BIN, OUTPUT_DIRS, copy_run, output_hashes, run
+from helpers.sshd_server import SshdUnavailable, SshServer, start_sshd
 
 pytestmark = pytest.mark.remote
 REMOTE = "cxrbench-ssh"
@@ -50,10 +49,9 @@ def sshd(tmp_path_factory) -> SshServer:
 
 
 @pytest.fixture(scope="module")
-def pipeline_repo(tmp_path_factory) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp("remote_repo"))
-    run([str(BIN / "snakemake"), "--cores", "2"], repo)
-    return repo
+def pipeline_repo(tiny_run, tmp_path_factory) -> Path:
+    """The session's finished run, copied: pushing and deleting here must not touch the original."""
+    return copy_run(tiny_run, tmp_path_factory.mktemp("remote_repo") / "repo")
 
 
 def test_an_unknown_key_is_refused(sshd, tmp_path):

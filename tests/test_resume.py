@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from test_end_to_end import BIN, copy_repo, run
+from helpers.pipeline import BIN, copy_repo, run
 
 pytestmark = pytest.mark.faults
 EPOCHS = ["train.classifier.epochs=3"]

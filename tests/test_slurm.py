@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from slurm_cluster import ClusterUnavailable, SlurmCluster, run_timed, terminate_unwinds, timed, why_unavailable
-from test_end_to_end import BIN, ROOT, copy_repo, run
+from helpers.pipeline import BIN, ROOT, copy_repo, run
+from helpers.slurm_cluster import (
+    ClusterUnavailable,
+    SlurmCluster,
+    run_timed,
+    terminate_unwinds,
+    timed,
+    why_unavailable,
+)
 
 SLURM_PROFILE = "workflow/profiles/slurm"
 # Stages that must run on the submitting host (localrules), ones that run a network (a GPU each with

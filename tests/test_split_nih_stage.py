@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers.nih_files import original_2017_bytes
 
 from cxrbench import config, store
 from cxrbench.datasets import nih
@@ -19,7 +20,6 @@ from cxrbench.splits import check_no_leakage, require_held_out
 from cxrbench.stages import split_nih
 from cxrbench.synthetic.google_labels import write_google_labels
 from cxrbench.synthetic.nih import write_nih
-from test_datasets_nih import original_2017_bytes
 
 TINY = yaml.safe_load(config.compose_yaml(["experiment=tiny"]))
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.nih_files import original_2017_bytes, v2020_bytes, write
 
 from cxrbench import store
+from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path
-from cxrbench.datasets import nih
-from cxrbench.splits import carve_patients, check_no_leakage, label_disagreements, require_held_out
+from cxrbench.splits import (
+    carve_patients,
+    check_no_leakage,
+    label_disagreements,
+    require_held_out,
+)
 from cxrbench.stages.split_nih import official_split, random_patient_split
-from test_datasets_nih import original_2017_bytes, v2020_bytes, write
 
 
 def test_mask_packing_round_trips_overlapping_objects():

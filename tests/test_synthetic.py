@@ -15,18 +15,26 @@ from PIL import Image
 
 from cxrbench.errors import DataError
 from cxrbench.fileio import sha256_file
-from cxrbench.synthetic.google_labels import all_findings_majority, write_google_labels
-from cxrbench.synthetic.jsrt_scr import write_jsrt_scr
-from cxrbench.synthetic.nih import BOX_LABELS, NIH_LABELS, class_prevalences, fit_label_model, write_nih
 from cxrbench.synthetic.anatomy import SCR_LANDMARK_COUNTS, SCR_OBJECTS
 from cxrbench.synthetic.google_labels import (
     ALL_FINDINGS_READERS,
     REFERENCE_READERS,
     TEST_COHORT,
     VALIDATION_COHORT,
+    all_findings_majority,
+    write_google_labels,
 )
-from cxrbench.synthetic.jsrt_scr import JSRT_PIXEL_MM, draw_nodule
-from cxrbench.synthetic.nih import NihImage, plan_patient, render_film
+from cxrbench.synthetic.jsrt_scr import JSRT_PIXEL_MM, draw_nodule, write_jsrt_scr
+from cxrbench.synthetic.nih import (
+    BOX_LABELS,
+    NIH_LABELS,
+    NihImage,
+    class_prevalences,
+    fit_label_model,
+    plan_patient,
+    render_film,
+    write_nih,
+)
 
 SEED = 7
 N_NODULE, N_NORMAL = 3, 2

@@ -1,0 +1,71 @@
+"""Running the pipeline in temporary copies of the project, and reading what a run left."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+OUTPUT_DIRS = ("data", "models", "dvclive", "metrics", "plots", "results")
+# Fixed identity and dates: copies of the same tree get the same commit, so reports that name the commit agree.
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test",
+                "GIT_COMMITTER_EMAIL": "test@localhost", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+                "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd / "src"),
+           "DVC_NO_ANALYTICS": "1", "PYTHONDONTWRITEBYTECODE": "1", **GIT_IDENTITY}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+def copy_repo(dest: Path, *overrides: str) -> Path:
+    """The project's tracked and untracked-but-not-ignored files, as a fresh git repository, composed for the
+    tiny experiment with `overrides`."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "copy"], dest)
+    run([str(BIN / "cxrbench"), "compose", "experiment=tiny", *overrides], dest)
+    return dest
+
+
+def copy_run(finished: Path, dest: Path) -> Path:
+    """A copy of a finished run (git, DVC cache, Snakemake's records, outputs; modification times kept), for a
+    test that changes it. tests/test_end_to_end.py checks that such a copy is as up to date as the original."""
+    shutil.copytree(finished, dest, symlinks=True)
+    return dest
+
+
+def output_hashes(repo: Path) -> dict[str, str]:
+    hashes = {}
+    for top in OUTPUT_DIRS:
+        for path in sorted((repo / top).rglob("*")):
+            if path.is_file() and path.name != ".snakemake_timestamp":
+                hashes[path.relative_to(repo).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def planned_rules(repo: Path) -> set[str]:
+    """The rules a Snakemake dry run would run."""
+    dry = run([str(BIN / "snakemake"), "-n", "--cores", "2", "--quiet", "rules"], repo).stdout
+    return {line.split()[0] for line in dry.splitlines() if line.strip() and line.split()[0].islower()
+            and "_" in line.split()[0]}
+
+
+def stages_out_of_date(repo: Path) -> set[str]:
+    """The stages `dvc status` names (its stage lines are the unindented ones ending in a colon)."""
+    status = run([str(BIN / "dvc"), "status"], repo).stdout
+    return {line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()}
