@@ -5,6 +5,7 @@ every stage lists as dependencies all the cxrbench code it runs."""
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -176,3 +177,23 @@ def test_code_dependencies_take_the_package_data_a_module_names_in_its_strings(t
                               '# mentioned.yaml is only in a comment\nTABLE = Path(__file__).parent / "tables" / "read.csv"\n')
     assert code_dependencies("cxrbench.a", tmp_path) == {"src/cxrbench/__init__.py", "src/cxrbench/a.py",
                                                          "src/cxrbench/tables/read.csv"}
+
+
+def test_the_conda_environment_pins_what_the_project_pins():
+    """workflow/envs/cxrbench.yaml (for `--sdm conda`; no conda channel is reachable here to build it) installs
+    this project with the Python and torch of pyproject.toml and the Makefile."""
+    import tomllib
+
+    environment = yaml.safe_load((ROOT / "workflow" / "envs" / "cxrbench.yaml").read_text())["dependencies"]
+    python = next(d for d in environment if isinstance(d, str) and d.startswith("python="))
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"] == f">={python[7:]}"
+    pip = next(d["pip"] for d in environment if isinstance(d, dict))
+    assert "-e ../.." in pip
+    torch_pin = next(p for p in pip if p.startswith("torch=="))
+    assert f"install --quiet {torch_pin} " in (ROOT / "Makefile").read_text()
+
+
+def test_snakemake_lint_is_clean():
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=300)
+    assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr

@@ -104,4 +104,5 @@ def declare_stage_rules(*stages, local=()):
             log: stage_log(stage)
             threads: stage_threads(stage)
             resources: **stage_resources(stage)
+            conda: "../envs/cxrbench.yaml"
             shell: "{params.command}"
