@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from cxrbench import synthetic
+from cxrbench.synthetic.jsrt_scr import write_jsrt_scr
 from cxrbench.cli import main
 
 
@@ -19,7 +21,7 @@ def verify(capsys, *args: str) -> tuple[int, dict]:
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("copies")
-    synthetic.write_jsrt_scr(root / "jsrt", root / "scr", n_nodule=2, n_normal=1, seed=0)
+    write_jsrt_scr(root / "jsrt", root / "scr", n_nodule=2, n_normal=1, seed=0)
     return root
 
 
@@ -53,6 +55,37 @@ def test_truncated_image_is_named(capsys, copies, tmp_path):
     status, result = verify(capsys, "jsrt", str(broken))
     assert status == 1
     assert any("JPCLN001" in problem and "8,388,608" in problem for problem in result["problems"]), result["problems"]
+
+
+def test_byte_swapped_jsrt_image_is_named_with_the_likely_cause(capsys, copies, tmp_path):
+    swapped = tmp_path / "jsrt"
+    shutil.copytree(copies / "jsrt", swapped)
+    image = swapped / "JPCLN002.IMG"
+    np.fromfile(image, ">u2").astype("<u2").tofile(image)  # the same values written little-endian
+    status, result = verify(capsys, "jsrt", str(swapped))
+    named = [problem for problem in result["problems"] if "JPCLN002" in problem]
+    assert status == 1 and len(named) == 1, result["problems"]
+    assert "exceed the 12-bit maximum 4095" in named[0] and "byte-swapped" in named[0]
+    assert "np.fromfile(f, '<u2').astype('>u2').tofile(f)" in named[0]
+    np.fromfile(image, "<u2").astype(">u2").tofile(image)  # the fix it gives
+    assert not any("JPCLN002" in problem for problem in verify(capsys, "jsrt", str(swapped))[1]["problems"])
+
+
+def test_scr_masks_in_a_mirrors_layout_are_found_and_the_layout_is_explained(capsys, copies, tmp_path):
+    """Several public mirrors keep the masks in one folder per object at the top, without fold folders."""
+    mirror = tmp_path / "scr"
+    for gif in (copies / "scr" / "scratch").rglob("*.gif"):
+        target = mirror / gif.parent.name.replace(" ", "_") / gif.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(gif, target)
+    status, result = verify(capsys, "scr", str(mirror))
+    problems = result["problems"]
+    assert status == 1 and max(len(problem) for problem in problems) < 300, problems
+    assert any("15 GIF masks found outside the SCR layout" in p and "heart/ (3)" in p and "left_lung/ (3)" in p
+               for p in problems), problems
+    assert any("expected scratch/fold{1,2}/masks/<object>/<case>.gif" in p and "'right clavicle'" in p
+               for p in problems), problems
+    assert any(p.endswith("no masks (expected 124)") for p in problems), problems
 
 
 def test_scr_layout_and_missing_folder(capsys, copies, tmp_path):

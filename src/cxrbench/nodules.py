@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from monai.networks.nets import DenseNet, UNet
 
-from cxrbench.datasets import jsrt
+from cxrbench.vocabulary import JSRT_MAX_VALUE, JSRT_PIXEL_MM, JSRT_SIZE
 
 TASKS = ("nodule", "malignancy")
 TASK_MODELS = {"nodule": "heat-map U-Net (peak response)", "malignancy": "DenseNet on the nodule ROI"}
 FP_PER_IMAGE = (1.0, 2.0, 4.0)  # the benchmark's FROC operating points (false positives per image)
-JSRT_MAX = float(jsrt.MAX_VALUE)
+JSRT_MAX = float(JSRT_MAX_VALUE)
 
 
 def task_cases(index: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -49,7 +49,7 @@ def task_cases(index: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def jsrt_pixels_per_store_pixel(size: int) -> float:
-    return jsrt.SIZE / size
+    return JSRT_SIZE / size
 
 
 def to_store_coords(jsrt_xy: np.ndarray, size: int) -> np.ndarray:
@@ -62,7 +62,7 @@ def to_jsrt_coords(store_xy: np.ndarray, size: int) -> np.ndarray:
 
 def nodule_radius_jsrt_px(size_mm: np.ndarray) -> np.ndarray:
     """Nodule radius in JSRT pixels (0.175 mm) from its diameter in millimetres."""
-    return np.asarray(size_mm, dtype=np.float64) / 2 / jsrt.PIXEL_MM
+    return np.asarray(size_mm, dtype=np.float64) / 2 / JSRT_PIXEL_MM
 
 
 def nodule_truths(index: pd.DataFrame) -> pd.DataFrame:

@@ -33,16 +33,16 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from cxrbench.errors import DataError
+from cxrbench.vocabulary import JSRT_MAX_VALUE, JSRT_PIXEL_MM, JSRT_SIZE
 
 log = logging.getLogger(__name__)
 
 NODULE_CASES: tuple[str, ...] = tuple(f"JPCLN{i:03d}" for i in range(1, 155))
 NON_NODULE_CASES: tuple[str, ...] = tuple(f"JPCNN{i:03d}" for i in range(1, 94))
 CASES: tuple[str, ...] = NODULE_CASES + NON_NODULE_CASES
-PIXEL_MM = 0.175
-SIZE = 2048
-MAX_VALUE = 4095
+PIXEL_MM, SIZE, MAX_VALUE = JSRT_PIXEL_MM, JSRT_SIZE, JSRT_MAX_VALUE
 RAW_BYTES = SIZE * SIZE * 2
+SAMPLE_STEP = 16  # verify reads every 16th row and column of each raw image for the byte-order check
 NODULE_METADATA = "CLNDAT_EN.txt"
 NON_NODULE_METADATA = "CNNDAT_EN.TXT"
 METADATA_FILES = (NODULE_METADATA, NON_NODULE_METADATA)
@@ -347,7 +347,7 @@ def _image_problem(path: Path, kind: str) -> str | None:
         size = path.stat().st_size
         if size != RAW_BYTES:
             return f"{path}: expected {RAW_BYTES:,} bytes (2048 x 2048 x 2), got {size:,}"
-        return None
+        return _byte_order_problem(path)
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError) as error:
@@ -356,6 +356,21 @@ def _image_problem(path: Path, kind: str) -> str | None:
     if shape != (SIZE, SIZE):
         return f"{path}: expected 2048 x 2048 pixels, the header says {shape[0]} x {shape[1]}"
     return None
+
+
+def _byte_order_problem(path: Path) -> str | None:
+    """A sample of the pixels (every SAMPLE_STEP-th row and column) above 12 bits: a byte-swapped copy.
+
+    Swapping a 12-bit value's bytes puts its low byte on top, so nearly every pixel of a swapped film reads
+    above 4095, and a sample of 1 in 256 pixels (half a megabyte of the file) finds it."""
+    sample = np.asarray(np.memmap(path, dtype=">u2", mode="r", shape=(SIZE, SIZE))[::SAMPLE_STEP, ::SAMPLE_STEP])
+    over = int(np.count_nonzero(sample > MAX_VALUE))
+    if not over:
+        return None
+    return (f"{path}: {over:,} of {sample.size:,} sampled pixels exceed the 12-bit maximum {MAX_VALUE} (largest "
+            f"{int(sample.max())}): JSRT .IMG files are big-endian, this one looks byte-swapped (little-endian, as some "
+            f"converters write); replace it with the original, or swap it back with numpy: "
+            f"np.fromfile(f, '<u2').astype('>u2').tofile(f)")
 
 
 def verify_tree(jsrt_dir: str | Path, cases: tuple[str, ...] | list[str] = CASES) -> list[str]:

@@ -166,11 +166,17 @@ def _gif_size(path: Path) -> tuple[int, int] | None:
     return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
 
 
+def _names(names: list[str], shown: int = 4) -> str:
+    """A few names and how many more, so that one problem stays one short line."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def _observer_problems(root: Path, expected: list[str], observer: str) -> list[str]:
     """Missing, extra, misplaced and malformed masks under one observer root (header checks only)."""
     if not root.is_dir():
         return [f"{observer}: folder {root} not found"]
-    problems = []
+    problems, placed = [], set()
     for fold in (1, 2):
         masks_dir = root / "scratch" / f"fold{fold}" / "masks"
         in_fold = [stem for stem in expected if fold_of(stem) == fold]
@@ -181,19 +187,41 @@ def _observer_problems(root: Path, expected: list[str], observer: str) -> list[s
         for obj in OBJECTS:
             obj_dir = masks_dir / obj
             present = {p.stem: p for p in obj_dir.glob("*.gif")} if obj_dir.is_dir() else {}
+            placed.update(present.values())
             missing = [stem for stem in in_fold if stem not in present]
-            if missing:
-                problems.append(f"{observer}: {obj_dir}: {len(missing)} masks missing: {', '.join(missing)}")
+            if missing and not present:
+                problems.append(f"{observer}: {obj_dir}: no masks (expected {len(missing)})")
+            elif missing:
+                problems.append(f"{observer}: {obj_dir}: {len(missing)} masks missing: {_names(missing)}")
             extra = sorted(set(present) - set(in_fold))
             if extra:
-                problems.append(
-                    f"{observer}: {obj_dir}: {len(extra)} masks not expected in fold {fold}: {', '.join(extra)}"
-                )
-            for stem in in_fold:
-                if stem in present and (size := _gif_size(present[stem])) != (MASK_SIZE, MASK_SIZE):
-                    found = "not a GIF file" if size is None else f"{size[0]} x {size[1]}"
-                    problems.append(f"{observer}: {present[stem]}: expected a 1024 x 1024 GIF, found {found}")
+                problems.append(f"{observer}: {obj_dir}: {len(extra)} masks not expected in fold {fold}: {_names(extra)}")
+            malformed = [stem for stem in in_fold if stem in present and _gif_size(present[stem]) != (MASK_SIZE, MASK_SIZE)]
+            for stem in malformed[:4]:
+                size = _gif_size(present[stem])
+                found = "not a GIF file" if size is None else f"{size[0]} x {size[1]}"
+                problems.append(f"{observer}: {present[stem]}: expected a 1024 x 1024 GIF, found {found}")
+            if len(malformed) > 4:
+                problems.append(f"{observer}: {obj_dir}: {len(malformed) - 4} more masks of the wrong size or kind")
+    if len(placed) < len(expected) * len(OBJECTS):
+        problems += _masks_elsewhere(root, placed, observer)
     return problems
+
+
+def _masks_elsewhere(root: Path, placed: set[Path], observer: str) -> list[str]:
+    """Where GIFs outside the expected layout were found (a public mirror's own layout, say), and the layout."""
+    second = root / OBSERVER2_DIRNAME
+    elsewhere = [p for p in root.rglob("*.gif") if p not in placed and second not in p.parents]
+    if not elsewhere:
+        return []
+    folders: dict[str, int] = {}
+    for path in elsewhere:
+        folder = path.parent.relative_to(root).as_posix() + "/"
+        folders[folder] = folders.get(folder, 0) + 1
+    where = _names([f"{folder} ({n})" for folder, n in sorted(folders.items())])
+    return [f"{observer}: {len(elsewhere)} GIF masks found outside the SCR layout, in {where}",
+            f"{observer}: expected scratch/fold{{1,2}}/masks/<object>/<case>.gif under {root}, with object folders "
+            f"named {', '.join(repr(o) for o in OBJECTS)}; fold 1 = odd case numbers, fold 2 = even: move them there"]
 
 
 def verify_tree(

@@ -15,6 +15,10 @@ from cxrbench.manifest import write_manifest
 log = logging.getLogger(__name__)
 RAW = Path("data/raw")
 MANIFESTS = Path("data/manifests")
+DVC_DIR = Path(".dvc")
+# Above this, a dataset that DVC would copy into its cache is worth a warning (JSRT is 2 GB, NIH 45 GB).
+DOUBLING_WARNING_BYTES = 100 * 2**20
+LINKING_CACHE = "reflink,hardlink,symlink,copy"
 
 
 @contextmanager
@@ -47,3 +51,25 @@ def link_tree(source: Path, dest: Path, files: list[Path] | None = None) -> None
             copied += 1
     if copied:
         log.warning("%d files were copied, not hard-linked (different file system from %s)", copied, source)
+    warn_if_dvc_cache_doubles(source, sum(path.stat().st_size for path in files))
+
+
+def dvc_cache_types() -> list[str] | None:
+    """The link types DVC's cache may use here (its config: project, local, global, system), or None outside a
+    DVC project."""
+    if not DVC_DIR.is_dir():
+        return None
+    from dvc.config import Config
+
+    types = Config(dvc_dir=str(DVC_DIR))["cache"].get("type") or ["reflink", "copy"]  # DVC's default
+    return [types] if isinstance(types, str) else list(types)
+
+
+def warn_if_dvc_cache_doubles(source: Path, total_bytes: int) -> None:
+    """Say once, when DVC would copy `total_bytes` of a dataset into its cache, how to make it link instead."""
+    types = dvc_cache_types()
+    if total_bytes < DOUBLING_WARNING_BYTES or types is None or {"hardlink", "symlink"} & set(types):
+        return
+    log.warning("%s: DVC's cache (cache.type %s) will copy these %.2f GB, doubling them on disk unless the file "
+                "system supports reflinks; to link instead, run once `dvc config cache.type %s` (README: \"Large "
+                "datasets and DVC's cache\")", source, ",".join(types), total_bytes / 1e9, LINKING_CACHE)

@@ -30,6 +30,7 @@ from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
 from cxrbench.metrics.roc import bootstrap_auc, roc_auc
 from cxrbench.stages._app import run_stage
+from cxrbench.vocabulary import JSRT_PIXEL_MM
 
 log = logging.getLogger(__name__)
 STORE = Path("data/store/jsrt")
@@ -72,7 +73,7 @@ def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame
     """Every case scored by the model whose test fold holds it: task scores (case, task, fold, score; the nodule
     task's score is the heat map's peak) and heat-map candidates (case, fold, x, y on the 2048 grid, score)."""
     size = config["size"]
-    store_pixel_mm = nodules.jsrt.PIXEL_MM * nodules.jsrt_pixels_per_store_pixel(size)
+    store_pixel_mm = JSRT_PIXEL_MM * nodules.jsrt_pixels_per_store_pixel(size)
     case_of_row = index.set_index("row")["case"]
     scores, candidates = [], []
     for name, spec in config["models"].items():
