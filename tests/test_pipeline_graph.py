@@ -97,6 +97,15 @@ def test_all_targets_the_report(snakemake_rules):
     assert sorted(map(str, snakemake_rules["all"].input)) == sorted(_paths(DVC_STAGES["write_report"]["outs"]))
 
 
+def test_every_artefact_is_named_once_in_cxrbench_artefacts():
+    """The stages' paths come from cxrbench.artefacts; the declaration must name the same ones, no more, no fewer."""
+    from cxrbench import artefacts
+
+    declared = {path for stage in DECLARED.values() for path in _paths(stage.get("deps")) + config.stage_outputs(stage)
+                if not path.startswith(("src/", "workflow/"))}
+    assert declared == artefacts.named()
+
+
 def test_committed_dvc_yaml_is_the_composition_for_params_yaml():
     datasets = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]
     assert (ROOT / "dvc.yaml").read_text() == config.compose_dvc_yaml(datasets)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrbench import artefacts
 from cxrbench.errors import DataError
 
 
@@ -31,7 +32,7 @@ def carve_patients(patients: np.ndarray, fraction: float, rng: np.random.Generat
 
 
 def require_held_out(labelled: pd.DataFrame, split: pd.DataFrame, source: str | Path,
-                     split_file: str = "data/splits/nih.csv") -> None:
+                     split_file: str | Path = artefacts.SPLIT_NIH) -> None:
     """Refuse images the classifier was fitted or selected on.
 
     `labelled` has columns image and patient; DataError naming `source` if any of its images, or any of its

@@ -16,8 +16,9 @@ import errno
 import logging
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cxrbench import config
 from cxrbench.errors import DataError

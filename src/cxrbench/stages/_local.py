@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
+from cxrbench import artefacts
 from cxrbench.fileio import atomic_path
 from cxrbench.manifest import write_manifest
 
 log = logging.getLogger(__name__)
-RAW = Path("data/raw")
-MANIFESTS = Path("data/manifests")
 DVC_DIR = Path(".dvc")
 # Above this, a dataset that DVC would copy into its cache is worth a warning (JSRT is 2 GB, NIH 45 GB).
 DOUBLING_WARNING_BYTES = 100 * 2**20
@@ -26,10 +25,10 @@ def acquire_pair(*datasets: tuple[str, Callable[[Path], str]]) -> Iterator[list[
     """Yield a fresh folder per (dataset, role_of); when the body succeeds, write each one's manifest
     (data/manifests/<dataset>.csv) and publish them all as data/raw/<dataset> (atomically, each)."""
     with ExitStack() as stack:
-        folders = [stack.enter_context(atomic_path(RAW / name, is_dir=True)) for name, _ in datasets]
+        folders = [stack.enter_context(atomic_path(artefacts.RAW[name], is_dir=True)) for name, _ in datasets]
         yield folders
         for folder, (name, role_of) in zip(folders, datasets):
-            write_manifest(folder, MANIFESTS / f"{name}.csv", role_of)
+            write_manifest(folder, artefacts.MANIFESTS[name], role_of)
 
 
 def link_tree(source: Path, dest: Path, files: list[Path] | None = None) -> None:

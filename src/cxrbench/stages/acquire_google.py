@@ -9,16 +9,16 @@ data/manifests/google.csv.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
+from cxrbench import artefacts
 from cxrbench.datasets import google_labels
 from cxrbench.manifest import role_by_suffix
 from cxrbench.stages._app import run_stage
 from cxrbench.stages._local import acquire_pair, link_tree
 
 log = logging.getLogger(__name__)
-NIH_RAW = Path("data/raw/nih")
+NIH_RAW = artefacts.RAW["nih"]
 GOOGLE_ROLES = role_by_suffix({".csv": "labels"}, default="documentation")
 
 

@@ -15,21 +15,19 @@ mirrored at the image border. Rows of cases without a nodule stay zero.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cxrbench import store
+from cxrbench import artefacts, store
 from cxrbench.datasets import jsrt, scr
 from cxrbench.fileio import atomic_path
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-RAW = Path("data/raw")
-STORE = Path("data/store/jsrt")
+STORE = artefacts.STORE_JSRT
 
 
 def resample_image(display: np.ndarray, size: int) -> np.ndarray:
@@ -63,9 +61,9 @@ def decode(params: dict[str, Any]) -> None:
     size = params["decode"]["jsrt"]["size"]
     roi_cfg = params["decode"]["jsrt"]["nodule_roi"]
     factor = roi_factor(roi_cfg["size"], roi_cfg["field_mm"])
-    metadata = jsrt.read_metadata(RAW / "jsrt")
+    metadata = jsrt.read_metadata(artefacts.RAW["jsrt"])
     cases = metadata["case"].tolist()
-    files = jsrt.find_images(RAW / "jsrt")  # raw .IMG or the DICOM distribution, any folder depth
+    files = jsrt.find_images(artefacts.RAW["jsrt"])  # raw .IMG or the DICOM distribution, any folder depth
     log.info("decoding %d JSRT cases and their SCR masks to %d px; nodule ROIs of %d px covering %.1f mm",
              len(cases), size, roi_cfg["size"], roi_cfg["size"] * factor * jsrt.PIXEL_MM)
     with atomic_path(STORE, is_dir=True) as out:
@@ -76,7 +74,7 @@ def decode(params: dict[str, Any]) -> None:
         for row, record in enumerate(tqdm(metadata.itertuples(), total=len(cases), desc="decode_jsrt", unit="case")):
             display = jsrt.read_image(files[record.case])
             images[row] = resample_image(display, size)
-            masks[row] = store.pack_masks(resample_masks(scr.read_case_masks(RAW / "scr", record.case), size))
+            masks[row] = store.pack_masks(resample_masks(scr.read_case_masks(artefacts.RAW["scr"], record.case), size))
             rois[row] = nodule_roi(display, record.x, record.y, roi_cfg["size"], factor) if record.nodule else 0
         images.flush()
         masks.flush()

@@ -22,15 +22,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from cxrbench import store
+from cxrbench import artefacts, store
 from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-RAW = Path("data/raw/nih")
-STORE = Path("data/store/nih")
+RAW = artefacts.RAW["nih"]
+STORE = artefacts.STORE_NIH
 METADATA = "Data_Entry_2017_v2020.csv"
 
 

@@ -18,19 +18,19 @@ from typing import Any
 
 import pandas as pd
 
-from cxrbench import stats
+from cxrbench import artefacts, stats
 from cxrbench.datasets import jsrt, nih, scr
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-NIH_RAW = Path("data/raw/nih")
-NIH_SPLIT = Path("data/splits/nih.csv")
-JSRT_RAW = Path("data/raw/jsrt")
-JSRT_STORE = Path("data/store/jsrt")
-OUT = Path("results/datasets")
-METRICS = Path("metrics/datasets.json")
+NIH_RAW = artefacts.RAW["nih"]
+NIH_SPLIT = artefacts.SPLIT_NIH
+JSRT_RAW = artefacts.RAW["jsrt"]
+JSRT_STORE = artefacts.STORE_JSRT
+OUT = artefacts.RESULTS_DATASETS
+METRICS = artefacts.METRICS_DATASETS
 
 
 def nih_headline(nih_doc: dict[str, Any]) -> dict[str, Any]:

@@ -8,25 +8,23 @@ results/classifier/predictions.csv (image, patient, true labels and scores, for 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import store, training
-from cxrbench.vocabulary import LABELS
+from cxrbench import artefacts, seed_streams, store, training
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points, unit_groups
 from cxrbench.models.networks import build_classifier
 from cxrbench.stages._app import run_stage
 from cxrbench.stages.train_classifier import predict, split_rows
+from cxrbench.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
-STORE = Path("data/store/nih")
-MODEL = Path("models/classifier")
-BOOTSTRAP_SEED_STREAM = 401
+STORE = artefacts.STORE_NIH
+MODEL = artefacts.MODEL_CLASSIFIER
 
 
 def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
@@ -44,7 +42,7 @@ def evaluate(params: dict[str, Any]) -> None:
     model_cfg = pd.read_json(MODEL / "config.json", typ="series")
     model = training.prepare_model(build_classifier({}, len(LABELS)), runtime, device)
     training.load_weights(model, training.load_checkpoint(MODEL / "model.pt", device)["state_dict"])
-    index, split = store.read_index(STORE), pd.read_csv("data/splits/nih.csv")
+    index, split = store.read_index(STORE), pd.read_csv(artefacts.SPLIT_NIH)
     images = store.open_array(store.find_images(STORE))
     rows = split_rows(index, split, "test")
     scores = torch.sigmoid(torch.from_numpy(predict(model, images, rows, (model_cfg["mean"], model_cfg["std"]), 64, device, runtime))).numpy()
@@ -52,7 +50,7 @@ def evaluate(params: dict[str, Any]) -> None:
 
     boot_cfg = params["evaluate"]["bootstrap"]
     patients = index["patient"].to_numpy()[rows]
-    seed = int(np.random.SeedSequence([params["seed"], BOOTSTRAP_SEED_STREAM]).generate_state(1)[0])
+    seed = int(np.random.SeedSequence([params["seed"], seed_streams.BOOTSTRAP_CLASSIFIER]).generate_state(1)[0])
     boot = bootstrap_auc(y, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"],
                          groups=unit_groups(boot_cfg["unit"], patients), seed=seed)
     per_class = {label: {"auc": metric_value(boot["auc"][k]), "ci_low": metric_value(boot["ci_low"][k]),
@@ -65,13 +63,13 @@ def evaluate(params: dict[str, Any]) -> None:
                "per_class": per_class}
     log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", boot["mean_auc"], boot["mean_ci_low"],
              boot["mean_ci_high"], len(rows))
-    write_json("metrics/classifier.json", metrics)
-    with atomic_path("plots/classifier_roc.csv") as tmp:
+    write_json(artefacts.METRICS_CLASSIFIER, metrics)
+    with atomic_path(artefacts.PLOT_CLASSIFIER_ROC) as tmp:
         roc_points(y, scores).to_csv(tmp, index=False, lineterminator="\n")
     predictions = index.loc[rows, ["image", "patient"]].reset_index(drop=True)
     predictions = pd.concat([predictions, pd.DataFrame(y, columns=list(LABELS)),
                              pd.DataFrame(scores.round(6), columns=[f"score_{label}" for label in LABELS])], axis=1)
-    with atomic_path("results/classifier", is_dir=True) as out:
+    with atomic_path(artefacts.RESULTS_CLASSIFIER, is_dir=True) as out:
         predictions.to_csv(out / "predictions.csv", index=False, lineterminator="\n", float_format="%.6f")
 
 

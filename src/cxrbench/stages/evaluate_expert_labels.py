@@ -32,26 +32,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrbench import artefacts, seed_streams
 from cxrbench.datasets import google_labels
-from cxrbench.vocabulary import LABELS
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, operating_point, roc_curve_points, unit_groups
 from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
+from cxrbench.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
-GOOGLE = Path("data/raw/google")
+GOOGLE = artefacts.RAW["google"]
 FOUR_FINDINGS_LABELS = GOOGLE / "four_findings_expert_labels" / "test_labels.csv"
 FOUR_FINDINGS_READERS = GOOGLE / "four_findings_expert_labels" / "individual_readers.csv"
 ALL_FINDINGS_LABELS = GOOGLE / "all_findings_expert_labels" / "test_labels.csv"
 ALL_FINDINGS_READERS = GOOGLE / "all_findings_expert_labels" / "test_individual_readers.csv"
-SPLIT = Path("data/splits/nih.csv")
-PREDICTIONS = Path("results/classifier/predictions.csv")
-OUT = Path("results/expert_labels")
-ROC_PLOT = Path("plots/expert_labels_roc.csv")
-READERS_PLOT = Path("plots/expert_labels_readers.csv")
-BOOTSTRAP_SEED_STREAM = 402  # distinct from evaluate_classifier's 401
+SPLIT = artefacts.SPLIT_NIH
+PREDICTIONS = artefacts.RESULTS_CLASSIFIER / "predictions.csv"
+OUT = artefacts.RESULTS_EXPERT_LABELS
+ROC_PLOT = artefacts.PLOT_EXPERT_LABELS_ROC
+READERS_PLOT = artefacts.PLOT_EXPERT_LABELS_READERS
 ROC_COLUMNS = ["set", "finding", "score", "fpr", "tpr"]
 
 FOUR_FINDINGS_SET, ALL_FINDINGS_SET = "four_findings", "all_findings"
@@ -173,7 +173,7 @@ def _pooled(readers: pd.DataFrame, set_name: str) -> dict[str, dict[str, Any]]:
 
 def evaluate(params: dict[str, Any]) -> None:
     split, predictions = pd.read_csv(SPLIT), pd.read_csv(PREDICTIONS)
-    seed = int(np.random.SeedSequence([params["seed"], BOOTSTRAP_SEED_STREAM]).generate_state(1)[0])
+    seed = int(np.random.SeedSequence([params["seed"], seed_streams.BOOTSTRAP_EXPERT_LABELS]).generate_state(1)[0])
     bootstrap = params["evaluate"]["bootstrap"]
     run = _Evaluation(bootstrap, seed)
 
@@ -224,7 +224,7 @@ def evaluate(params: dict[str, Any]) -> None:
     for name, result in abnormal_metrics.items():
         log.info("all findings, abnormal by %s: AUC %s on %d images", name, result["auc"], result["images"])
 
-    write_json("metrics/expert_labels.json", metrics)
+    write_json(artefacts.METRICS_EXPERT_LABELS, metrics)
     roc = pd.concat(run.roc, ignore_index=True) if run.roc else pd.DataFrame(columns=ROC_COLUMNS)
     for path, table in ((ROC_PLOT, roc), (READERS_PLOT, readers)):
         with atomic_path(path) as tmp:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import cam, store, training
+from cxrbench import artefacts, cam, store, training
 from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, write_json
@@ -47,13 +47,13 @@ from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-RAW = Path("data/raw/nih")
+RAW = artefacts.RAW["nih"]
 BOX_FILE = RAW / nih.BBOX_NAME
-STORE = Path("data/store/nih")
-SPLIT = Path("data/splits/nih.csv")
-MODEL = Path("models/classifier")
-OUT = Path("results/localisation")
-METRICS = Path("metrics/localisation.json")
+STORE = artefacts.STORE_NIH
+SPLIT = artefacts.SPLIT_NIH
+MODEL = artefacts.MODEL_CLASSIFIER
+OUT = artefacts.RESULTS_LOCALISATION
+METRICS = artefacts.METRICS_LOCALISATION
 IOU_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 THRESHOLDS = {"iobb": WANG_IOBB_THRESHOLDS, "iou": IOU_THRESHOLDS}
 BOX = ["x", "y", "w", "h"]

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import nodules, store, training
+from cxrbench import artefacts, nodules, seed_streams, store, training
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
 from cxrbench.metrics.roc import bootstrap_auc, roc_auc
@@ -33,11 +32,10 @@ from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import JSRT_PIXEL_MM
 
 log = logging.getLogger(__name__)
-STORE = Path("data/store/jsrt")
-SPLIT = Path("data/splits/jsrt_nodules.csv")
-MODELS = Path("models/nodules")
-RESULTS = Path("results/nodules")
-BOOTSTRAP_SEED_STREAM = 701
+STORE = artefacts.STORE_JSRT
+SPLIT = artefacts.SPLIT_JSRT_NODULES
+MODELS = artefacts.MODEL_NODULES
+RESULTS = artefacts.RESULTS_NODULES
 INFERENCE_BATCH = 16
 
 
@@ -144,7 +142,7 @@ def by_subtlety(scored: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, A
 def classification_metrics(predictions: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, Any],
                            seed: int) -> dict[str, Any]:
     """AUC summaries per task (with the model that scored it), and the nodule task's per subtlety."""
-    boot_seed = int(np.random.SeedSequence([seed, BOOTSTRAP_SEED_STREAM]).generate_state(1)[0])
+    boot_seed = int(np.random.SeedSequence([seed, seed_streams.BOOTSTRAP_NODULES]).generate_state(1)[0])
     scored_by = {task: predictions[predictions["task"] == task] for task in nodules.TASKS}
     metrics = {task: {"model": nodules.TASK_MODELS[task],
                       **auc_summary(scored["label"].to_numpy(), scored["score"].to_numpy(),
@@ -166,7 +164,7 @@ def froc_summary(curve: FrocCurve) -> dict[str, Any]:
 def write_results(predictions: pd.DataFrame, candidates: pd.DataFrame, hit: np.ndarray,
                   curves: dict[str, FrocCurve]) -> None:
     overall = pd.DataFrame({"fp_per_image": curves["all"].fp_per_image, "sensitivity": curves["all"].sensitivity})
-    with atomic_path("plots/nodules_froc.csv") as tmp:
+    with atomic_path(artefacts.PLOT_NODULES_FROC) as tmp:
         overall.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6f")
     points = pd.concat([pd.DataFrame({"group": group, "threshold": curve.thresholds, "fp_per_image": curve.fp_per_image,
                                       "sensitivity": curve.sensitivity}) for group, curve in curves.items()])
@@ -205,7 +203,7 @@ def evaluate(params: dict[str, Any]) -> None:
                  summary["ci_low"], summary["ci_high"], summary["cases"])
     log.info("FROC sensitivity at 1/2/4 false positives per image: %s",
              metrics["froc"]["all"]["sensitivity_at_fp_per_image"])
-    write_json("metrics/nodules.json", metrics)
+    write_json(artefacts.METRICS_NODULES, metrics)
     write_results(predictions, candidates, candidate_hits(candidates, truths), curves)
 
 

@@ -8,24 +8,23 @@ Writes metrics/segmenter.json (mean and sd over images, per fold and overall) an
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import store, training
-from cxrbench.vocabulary import OBJECTS
+from cxrbench import artefacts, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.overlap import dice, jaccard, mean_contour_distance, pixel_error, scr_pixel_mm, summarise
 from cxrbench.models.networks import build_segmenter
 from cxrbench.stages._app import run_stage
 from cxrbench.stages.train_segmenter import JSRT_MAX, fold_rows
+from cxrbench.vocabulary import OBJECTS
 
 log = logging.getLogger(__name__)
-STORE = Path("data/store/jsrt")
-MODEL = Path("models/segmenter")
+STORE = artefacts.STORE_JSRT
+MODEL = artefacts.MODEL_SEGMENTER
 
 
 @torch.no_grad()
@@ -55,7 +54,7 @@ def evaluate(params: dict[str, Any]) -> None:
     runtime = {**params["train"]["runtime"], "compile": False}
     device = training.setup_torch(runtime, params["seed"])
     model_cfg = pd.read_json(MODEL / "config.json", typ="series")
-    index, split = store.read_index(STORE), pd.read_csv("data/splits/scr.csv")
+    index, split = store.read_index(STORE), pd.read_csv(artefacts.SPLIT_SCR)
     images = store.open_array(store.find_images(STORE))
     masks = store.open_array(store.find_masks(STORE))
     size = images.shape[-1]
@@ -80,8 +79,8 @@ def evaluate(params: dict[str, Any]) -> None:
                "by_test_fold": {f"fold{f}": measures(g) for f, g in cases.groupby("test_fold")}}
     for obj, m in metrics["overall"]["objects"].items():
         log.info("%-15s Jaccard %.3f +- %.3f  Dice %.3f", obj, m["jaccard"]["mean"], m["jaccard"]["sd"], m["dice"]["mean"])
-    write_json("metrics/segmenter.json", metrics)
-    with atomic_path("results/segmenter", is_dir=True) as out:
+    write_json(artefacts.METRICS_SEGMENTER, metrics)
+    with atomic_path(artefacts.RESULTS_SEGMENTER, is_dir=True) as out:
         cases.to_csv(out / "cases.csv", index=False, lineterminator="\n")
         np.save(out / f"predictions_{size}.npy", predicted)
 

@@ -19,16 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrbench import nodules, store
+from cxrbench import artefacts, nodules, seed_streams, store
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, sha256_file, write_json
 from cxrbench.splits import check_no_leakage
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-STORE = Path("data/store/jsrt")
-OUT = Path("data/splits/jsrt_nodules.csv")
-SPLIT_SEED_STREAM = 501  # distinct stream of the master seed (split_nih uses 101)
+STORE = artefacts.STORE_JSRT
+OUT = artefacts.SPLIT_JSRT_NODULES
 STRATA = {"nodule": "nodule presence, and subtlety 1..5 within the nodule cases", "malignancy": "malignant / benign"}
 
 
@@ -66,7 +65,7 @@ def make_split(index: pd.DataFrame, n_folds: int, seed: int, source: Path) -> pd
         if len(cases) < n_folds:
             raise DataError(source, f"task {task!r} has {len(cases)} cases, too few for {n_folds} folds",
                             f"set nodules.folds to at most {len(cases)} (or decode more JSRT cases)")
-        rng = np.random.default_rng([seed, SPLIT_SEED_STREAM, task_number])
+        rng = np.random.default_rng([seed, seed_streams.SPLIT_JSRT_NODULES, task_number])
         folds = stratified_folds(cases["stratum"].to_numpy(), n_folds, rng)
         frames.append(pd.DataFrame({"case": cases["case"], "task": task, "fold": folds}))
     return pd.concat(frames, ignore_index=True).sort_values(["task", "case"], ignore_index=True)
@@ -119,8 +118,8 @@ def split(params: dict[str, Any]) -> None:
         table.to_csv(tmp, index=False, lineterminator="\n")
     write_json(OUT.with_suffix(".json"), {
         "method": "stratified k-fold by case, one seeded stream per task; fold k = the test fold of the k-th model",
-        "seed": seed, "seed_stream": SPLIT_SEED_STREAM, "folds": n_folds, "tasks": counts,
-        "sources": {"data/store/jsrt/index.csv": sha256_file(STORE / store.INDEX)},
+        "seed": seed, "seed_stream": seed_streams.SPLIT_JSRT_NODULES, "folds": n_folds, "tasks": counts,
+        "sources": {(STORE / store.INDEX).as_posix(): sha256_file(STORE / store.INDEX)},
     })
 
 

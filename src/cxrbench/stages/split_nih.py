@@ -26,17 +26,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrbench import store
+from cxrbench import artefacts, seed_streams, store
 from cxrbench.datasets import google_labels, nih
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, sha256_file, write_json
-from cxrbench.splits import (carve_patients, check_no_leakage, label_disagreements, random_patient_parts,
-                             require_held_out)
+from cxrbench.splits import (
+    carve_patients,
+    check_no_leakage,
+    label_disagreements,
+    random_patient_parts,
+    require_held_out,
+)
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-RAW = Path("data/raw/nih")
-GOOGLE = Path("data/raw/google")
+RAW = artefacts.RAW["nih"]
+GOOGLE = artefacts.RAW["google"]
 # Sets scored later against data/splits/nih.csv; each must stay in the test part.
 SCORED_TEST_SETS = {
     "localisation boxes": (RAW / nih.BBOX_NAME, nih.read_bbox),
@@ -45,8 +50,7 @@ SCORED_TEST_SETS = {
     "Google all findings test": (GOOGLE / "all_findings_expert_labels" / "test_labels.csv",
                                  google_labels.read_all_findings_labels),
 }
-OUT = Path("data/splits/nih.csv")
-SPLIT_SEED_STREAM = 101  # distinct stream of the master seed, so other seeded stages do not shift the split
+OUT = artefacts.SPLIT_NIH
 PARTS = ("train", "val", "test")
 METHODS = {
     "official": "official lists; validation = seeded random patients of train_val_list",
@@ -55,7 +59,7 @@ METHODS = {
 
 
 def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng([seed, SPLIT_SEED_STREAM])
+    return np.random.default_rng([seed, seed_streams.SPLIT_NIH])
 
 
 def eligible_images(index: pd.DataFrame, views: list[str], excluded: set[str] | frozenset = frozenset()) -> pd.DataFrame:
@@ -136,7 +140,7 @@ def describe(cfg: dict, seed: int, table: pd.DataFrame, sources: dict[str, Path]
     counts = {part: {"images": int((table["part"] == part).sum()),
                      "patients": int(table.loc[table["part"] == part, "patient"].nunique())} for part in PARTS}
     info: dict[str, Any] = {"scheme": cfg["scheme"], "method": METHODS[cfg["scheme"]], "seed": seed,
-                            "seed_stream": SPLIT_SEED_STREAM, "views": cfg["views"]}
+                            "seed_stream": seed_streams.SPLIT_NIH, "views": cfg["views"]}
     if cfg["scheme"] == "official":
         info["val_fraction"] = cfg["val_fraction"]
     else:
@@ -159,7 +163,7 @@ def describe(cfg: dict, seed: int, table: pd.DataFrame, sources: dict[str, Path]
 
 def split(params: dict[str, Any]) -> None:
     cfg, seed = params["split"]["nih"], params["seed"]
-    index = store.read_index("data/store/nih")
+    index = store.read_index(artefacts.STORE_NIH)
     disagreeing, versions = labels_disagreeing(cfg["labels_agree_with"])
     excluded = frozenset(disagreeing["image"]) if disagreeing is not None else frozenset()
     if disagreeing is not None:

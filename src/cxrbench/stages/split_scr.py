@@ -7,20 +7,19 @@ each fold and is tested on the other (both directions are reported).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from cxrbench import store
+from cxrbench import artefacts, store
 from cxrbench.fileio import atomic_path
 from cxrbench.splits import check_no_leakage
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-OUT = Path("data/splits/scr.csv")
+OUT = artefacts.SPLIT_SCR
 
 
 def split(params: dict[str, Any]) -> None:
-    index = store.read_index("data/store/jsrt")
+    index = store.read_index(artefacts.STORE_JSRT)
     table = index[["case", "fold"]].assign(patient=index["case"])
     check_no_leakage(table.rename(columns={"fold": "part"}), str(OUT))
     for fold, group in table.groupby("fold"):

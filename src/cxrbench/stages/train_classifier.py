@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,18 +18,17 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from cxrbench import store, training
-from cxrbench.vocabulary import LABELS
+from cxrbench import artefacts, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.roc import roc_auc
 from cxrbench.models.networks import build_classifier
 from cxrbench.stages._app import run_stage
+from cxrbench.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
-STORE = Path("data/store/nih")
-SPLIT = Path("data/splits/nih.csv")
-OUT = Path("models/classifier")
-TRAIN_SEED_STREAM = 201
+STORE = artefacts.STORE_NIH
+SPLIT = artefacts.SPLIT_NIH
+OUT = artefacts.MODEL_CLASSIFIER
 
 
 def split_rows(index: pd.DataFrame, split: pd.DataFrame, part: str) -> np.ndarray:
@@ -64,7 +62,7 @@ def train(params: dict[str, Any]) -> None:
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=cfg["lr_decay"], patience=cfg["lr_patience"])
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    rng = np.random.default_rng([seed, TRAIN_SEED_STREAM])
+    rng = np.random.default_rng([seed, seed_streams.TRAIN_CLASSIFIER])
     flips = torch.Generator().manual_seed(seed)
     checkpoint = training.EpochCheckpoint("train_classifier", training.fingerprint(
         {"seed": seed, "train": params["train"]}, store.find_images(STORE), STORE / store.INDEX, SPLIT))
@@ -106,7 +104,7 @@ def train(params: dict[str, Any]) -> None:
         checkpoint.save({**state, "model": training.state_dict(model), "optimiser": optimiser.state_dict(),
                          "scheduler": scheduler.state_dict(), "rng": training.rng_state(rng, flips)})
 
-    training.log_history(Path("dvclive/classifier"), state["history"])
+    training.log_history(artefacts.LIVE_CLASSIFIER, state["history"])
     best = state["best"]
     log.info("best epoch %d (val loss %.4f)", best["epoch"], best["val_loss"])
     with atomic_path(OUT, is_dir=True) as out:

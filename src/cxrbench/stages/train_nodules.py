@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,15 +27,14 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss
 from tqdm import tqdm
 
-from cxrbench import nodules, store, training
+from cxrbench import artefacts, nodules, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-STORE = Path("data/store/jsrt")
-SPLIT = Path("data/splits/jsrt_nodules.csv")
-OUT = Path("models/nodules")
-TRAIN_SEED_STREAM = 601
+STORE = artefacts.STORE_JSRT
+SPLIT = artefacts.SPLIT_JSRT_NODULES
+OUT = artefacts.MODEL_NODULES
 HEATMAP_TASK = "nodule"  # the localisation model is cross-validated on the nodule/no-nodule folds
 CLASSIFIER_TASK = "malignancy"
 
@@ -62,7 +60,7 @@ class ModelSpec:
 
     def seeds(self, seed: int) -> tuple[int, int, int]:
         """Seeds of its three random streams: batches (numpy), augmentation (torch) and weight initialisation."""
-        sequence = np.random.SeedSequence([seed, TRAIN_SEED_STREAM, ("classifier", "heatmap").index(self.kind),
+        sequence = np.random.SeedSequence([seed, seed_streams.TRAIN_NODULES, ("classifier", "heatmap").index(self.kind),
                                            nodules.TASKS.index(self.task), self.fold])
         return tuple(int(s) for s in sequence.generate_state(3))
 
@@ -154,13 +152,13 @@ def fit(spec: ModelSpec, model: torch.nn.Module, cfg: dict[str, Any], runtime: d
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     batch_seed, augment_seed, _ = spec.seeds(seed)
     rng, augment = np.random.default_rng(batch_seed), torch.Generator().manual_seed(augment_seed)
-    epoch, losses = 0, []
+    first_epoch, losses = 0, []
     if (resumed := checkpoint.load()) is not None:
         training.load_weights(model, resumed["model"])
         optimiser.load_state_dict(resumed["optimiser"])
         training.restore_rng_state(resumed["rng"], rng, augment)
-        epoch, losses = resumed["epoch"], resumed["losses"]
-    for epoch in tqdm(range(epoch, cfg["epochs"]), desc=spec.name, unit="epoch"):
+        first_epoch, losses = resumed["epoch"], resumed["losses"]
+    for epoch in tqdm(range(first_epoch, cfg["epochs"]), desc=spec.name, unit="epoch"):
         model.train()
         batch_losses = []
         for x, y in batches(rng, augment):
@@ -215,7 +213,7 @@ def train(params: dict[str, Any]) -> None:
     curves = sorted({spec.curve for spec in specs})
     mean_losses = {curve: np.mean([losses[s.name] for s in specs if s.curve == curve], axis=0) for curve in curves}
     epochs = max(cfg["classifier"]["epochs"], cfg["heatmap"]["epochs"])
-    training.log_history(Path("dvclive/nodules"), [{f"{curve}/train/loss": values[epoch]
+    training.log_history(artefacts.LIVE_NODULES, [{f"{curve}/train/loss": values[epoch]
                                                     for curve, values in mean_losses.items() if epoch < len(values)}
                                                    for epoch in range(epochs)])
     with atomic_path(OUT, is_dir=True) as out:

@@ -9,7 +9,6 @@ resumes where it stopped and ends in the same state.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,18 +17,17 @@ import torch
 from monai.losses import DiceLoss
 from tqdm import tqdm
 
-from cxrbench import store, training
-from cxrbench.vocabulary import OBJECTS
+from cxrbench import artefacts, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.models.networks import build_segmenter
 from cxrbench.stages._app import run_stage
+from cxrbench.vocabulary import OBJECTS
 
 log = logging.getLogger(__name__)
-STORE = Path("data/store/jsrt")
-SPLIT = Path("data/splits/scr.csv")
-OUT = Path("models/segmenter")
+STORE = artefacts.STORE_JSRT
+SPLIT = artefacts.SPLIT_SCR
+OUT = artefacts.MODEL_SEGMENTER
 JSRT_MAX = 4095.0
-TRAIN_SEED_STREAM = 301
 
 
 def fold_rows(index: pd.DataFrame, split: pd.DataFrame, fold: int) -> np.ndarray:
@@ -42,14 +40,14 @@ def train_fold(cfg, runtime, images, masks, rows, norm, seed, device, fold, chec
     model = training.prepare_model(build_segmenter(cfg, len(OBJECTS)), runtime, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     dice, bce = DiceLoss(sigmoid=True), torch.nn.BCEWithLogitsLoss()
-    rng = np.random.default_rng([seed, TRAIN_SEED_STREAM, fold])
-    epoch, losses = 0, []
+    rng = np.random.default_rng([seed, seed_streams.TRAIN_SEGMENTER, fold])
+    first_epoch, losses = 0, []
     if (resumed := checkpoint.load()) is not None:
         training.load_weights(model, resumed["model"])
         optimiser.load_state_dict(resumed["optimiser"])
         training.restore_rng_state(resumed["rng"], rng)
-        epoch, losses = resumed["epoch"], resumed["losses"]
-    for epoch in tqdm(range(epoch, cfg["epochs"]), desc=f"train on fold {fold}", unit="epoch"):
+        first_epoch, losses = resumed["epoch"], resumed["losses"]
+    for epoch in tqdm(range(first_epoch, cfg["epochs"]), desc=f"train on fold {fold}", unit="epoch"):
         model.train()
         batch_losses = []
         for batch in training.shuffled_batches(rows, cfg["batch_size"], rng):
@@ -85,7 +83,7 @@ def train(params: dict[str, Any]) -> None:
         states[fold], losses[fold] = train_fold(cfg, runtime, images, masks, rows, norms[fold], seed, device, fold,
                                                 checkpoints[fold])
     # The folds train one after the other (independent random streams); their curves share the epoch axis.
-    training.log_history(Path("dvclive/segmenter"), [{f"fold{fold}/train/loss": losses[fold][epoch] for fold in (1, 2)}
+    training.log_history(artefacts.LIVE_SEGMENTER, [{f"fold{fold}/train/loss": losses[fold][epoch] for fold in (1, 2)}
                                                      for epoch in range(cfg["epochs"])])
     with atomic_path(OUT, is_dir=True) as out:
         for fold in (1, 2):

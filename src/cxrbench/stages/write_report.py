@@ -19,9 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cxrbench import __version__, store
-from cxrbench.vocabulary import LABELS
-from cxrbench.vocabulary import OBJECTS
+from cxrbench import __version__, artefacts, store
 from cxrbench.fileio import write_text
 from cxrbench.nodules_report import report_pieces as nodule_report_pieces
 from cxrbench.published import MEAN_LABEL
@@ -37,6 +35,7 @@ from cxrbench.report_sections import (
 )
 from cxrbench.report_statistics import nih_split_name, splits_section, statistics_section
 from cxrbench.stages._app import run_stage
+from cxrbench.vocabulary import LABELS, OBJECTS
 
 log = logging.getLogger(__name__)
 OUT = Path("results")
@@ -176,7 +175,7 @@ def overlay_figure(images: np.ndarray, masks: np.ndarray, predictions: np.ndarra
 
 def input_hashes(datasets: list[str]) -> pd.DataFrame:
     rows = []
-    for manifest in sorted(Path("data/manifests") / f"{name}.csv" for name in datasets):
+    for manifest in sorted(artefacts.MANIFESTS[name] for name in datasets):
         table = pd.read_csv(manifest)
         digest = hashlib.sha256("\n".join(table["file"] + " " + table["sha256"]).encode()).hexdigest()
         rows.append({"dataset": manifest.stem, "files": len(table), "bytes": int(table["bytes"].sum()), "sha256 of manifest": digest})
@@ -196,50 +195,50 @@ def code_version() -> str:
 def nih_sections(report: Report, nih_index: pd.DataFrame, split_info: dict, synthetic: bool) -> None:
     """Classification, its ROC curves and examples, and the localisation of BBox_List_2017's boxes."""
     report.heading("NIH ChestX-ray14 classification")
-    metrics = json.loads(Path("metrics/classifier.json").read_text())
+    metrics = json.loads(artefacts.METRICS_CLASSIFIER.read_text())
     published = load_published(task="nih_classification")
     report.table(classifier_comparison(metrics, published, synthetic, nih_split_name(split_info)),
                  f"Per-class ROC AUC on {metrics['test_images']} test images (95% bootstrap CI of the mean, "
                  f"{metrics['bootstrap']['resamples']} resamples of {metrics['bootstrap']['unit']}s) beside published results")
-    report.figure(roc_figure(pd.read_csv("plots/classifier_roc.csv"), metrics), "ROC curves on the test part")
-    nih_images = store.open_array(store.find_images("data/store/nih"))
-    predictions = pd.read_csv("results/classifier/predictions.csv")
+    report.figure(roc_figure(pd.read_csv(artefacts.PLOT_CLASSIFIER_ROC), metrics), "ROC curves on the test part")
+    nih_images = store.open_array(store.find_images(artefacts.STORE_NIH))
+    predictions = pd.read_csv(artefacts.RESULTS_CLASSIFIER / "predictions.csv")
     report.figure(nih_examples_figure(nih_images, predictions, nih_index), "Test images with true labels and the top prediction")
 
     report.heading("Weakly supervised localisation (BBox_List_2017)")
-    localisation = json.loads(Path("metrics/localisation.json").read_text())
+    localisation = json.loads(artefacts.METRICS_LOCALISATION.read_text())
     report.table(localisation_table(localisation, "iobb", synthetic=synthetic),
                  "Accuracy / average false positives per image at T(IoBB), class activation maps of the classifier")
     report.table(localisation_table(localisation, "iou", synthetic=synthetic), "The same at T(IoU)")
-    report.figure(localisation_examples_figure("results/localisation"),
+    report.figure(localisation_examples_figure(artefacts.RESULTS_LOCALISATION),
                   "Best and worst localised test image per class (solid: true box, dashed: detected)")
 
 
 def expert_labels_section(report: Report, synthetic: bool) -> None:
     report.heading("Google expert labels")
-    expert = json.loads(Path("metrics/expert_labels.json").read_text())
+    expert = json.loads(artefacts.METRICS_EXPERT_LABELS.read_text())
     report.table(expert_labels_table(expert, synthetic=synthetic), "Classifier against the adjudicated expert labels")
-    report.figure(expert_roc_figure(pd.read_csv("plots/expert_labels_roc.csv"),
-                                    pd.read_csv("plots/expert_labels_readers.csv", dtype={"reader": str}), expert,
+    report.figure(expert_roc_figure(pd.read_csv(artefacts.PLOT_EXPERT_LABELS_ROC),
+                                    pd.read_csv(artefacts.PLOT_EXPERT_LABELS_READERS, dtype={"reader": str}), expert,
                                     synthetic=synthetic),
                   "ROC curves against the expert labels, with the individual radiologists as points")
 
 
 def segmenter_section(report: Report, jsrt_index: pd.DataFrame, synthetic: bool) -> None:
     report.heading("SCR segmentation")
-    seg = json.loads(Path("metrics/segmenter.json").read_text())
+    seg = json.loads(artefacts.METRICS_SEGMENTER.read_text())
     report.table(segmenter_table(seg), f"Per object at {seg['size']} px ({seg['pixel_mm']} mm pixels), mean over test images")
     report.paragraph(f"Pixel error over the five labels: {seg['overall']['pixel_error']['mean']:.4f} "
                      f"(sd {seg['overall']['pixel_error']['sd'] or 0:.4f}).")
-    cases = pd.read_csv("results/segmenter/cases.csv")
+    cases = pd.read_csv(artefacts.RESULTS_SEGMENTER / "cases.csv")
     report.table(segmenter_comparison(cases, seg, load_published(task="scr_segmentation"), synthetic),
                  "Beside the published SCR results (lungs = mean of both lung fields per image)")
     lungs = cases[cases["object"].str.endswith("lung")].groupby("case")["jaccard"].mean().sort_values()
     chosen = [lungs.index[-1], lungs.index[0]]
     row_of = dict(zip(jsrt_index["case"], jsrt_index["row"]))
-    report.figure(overlay_figure(store.open_array(store.find_images("data/store/jsrt")),
-                                 store.open_array(store.find_masks("data/store/jsrt")),
-                                 np.load(next(Path("results/segmenter").glob("predictions_*.npy")), mmap_mode="r"),
+    report.figure(overlay_figure(store.open_array(store.find_images(artefacts.STORE_JSRT)),
+                                 store.open_array(store.find_masks(artefacts.STORE_JSRT)),
+                                 np.load(next(artefacts.RESULTS_SEGMENTER.glob("predictions_*.npy")), mmap_mode="r"),
                                  [row_of[c] for c in chosen], [f"best: {chosen[0]}", f"worst: {chosen[1]}"]),
                   "Best and worst test cases by lung Jaccard (solid: reference, dashed: prediction)")
 
@@ -249,7 +248,7 @@ def nodules_section(report: Report, synthetic: bool) -> None:
     nodule_pieces = nodule_report_pieces(load_published(task="jsrt_nodules"), synthetic=synthetic)
     for caption, table in nodule_pieces.tables:
         report.table(table, caption)
-    report.figure(curves_figure(Path("dvclive/nodules"), "JSRT nodule models"),
+    report.figure(curves_figure(artefacts.LIVE_NODULES, "JSRT nodule models"),
                   "JSRT nodule models: training loss per epoch, mean over the folds")
     for fig, caption in nodule_pieces.figures:
         report.figure(fig, caption)
@@ -262,21 +261,21 @@ def write(params: dict[str, Any]) -> None:
               "for layout only and are not comparable.") if synthetic else None
     report = Report("cxrbench benchmark report", banner)
     report.paragraph(datasets_used(datasets))
-    jsrt_index = store.read_index("data/store/jsrt") if with_jsrt else None
-    nih_index = store.read_index("data/store/nih") if with_nih else None
-    split_info = json.loads(Path("data/splits/nih.json").read_text()) if with_nih else None
+    jsrt_index = store.read_index(artefacts.STORE_JSRT) if with_jsrt else None
+    nih_index = store.read_index(artefacts.STORE_NIH) if with_nih else None
+    split_info = json.loads(artefacts.SPLIT_NIH_INFO.read_text()) if with_nih else None
 
     report.heading("Datasets")
     report.table(dataset_counts(jsrt_index, nih_index), "Counts")
     splits_section(report, split_info, jsrt_index)
-    statistics_section(report, "results/datasets", datasets)
+    statistics_section(report, artefacts.RESULTS_DATASETS, datasets)
 
     report.heading("Training")
     if with_nih:
-        report.figure(curves_figure(Path("dvclive/classifier"), "NIH classifier"),
+        report.figure(curves_figure(artefacts.LIVE_CLASSIFIER, "NIH classifier"),
                       "NIH classifier: loss and validation AUC per epoch")
     if with_jsrt:
-        report.figure(curves_figure(Path("dvclive/segmenter"), "SCR segmenter"),
+        report.figure(curves_figure(artefacts.LIVE_SEGMENTER, "SCR segmenter"),
                       "SCR segmenter: training loss per epoch, one model per fold")
     if with_nih:
         nih_sections(report, nih_index, split_info, synthetic)

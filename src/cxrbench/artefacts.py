@@ -1,0 +1,40 @@
+"""Where every stage output lives, named once. workflow/pipeline.yaml declares the same paths (a test holds the
+two together); stages and the report read and write them through these names. Paths without a suffix are
+folders. It imports nothing of ours; every stage imports it."""
+
+from pathlib import Path
+
+_DATA, _RESULTS, _METRICS, _PLOTS = Path("data"), Path("results"), Path("metrics"), Path("plots")
+DATASETS = ("jsrt", "scr", "nih", "google")
+
+RAW = {dataset: _DATA / "raw" / dataset for dataset in DATASETS}
+MANIFESTS = {dataset: _DATA / "manifests" / f"{dataset}.csv" for dataset in DATASETS}
+STORE_JSRT, STORE_NIH = _DATA / "store" / "jsrt", _DATA / "store" / "nih"
+SPLIT_SCR = _DATA / "splits" / "scr.csv"
+SPLIT_NIH, SPLIT_NIH_INFO = _DATA / "splits" / "nih.csv", _DATA / "splits" / "nih.json"
+SPLIT_JSRT_NODULES, SPLIT_JSRT_NODULES_INFO = _DATA / "splits" / "jsrt_nodules.csv", _DATA / "splits" / "jsrt_nodules.json"
+
+MODEL_CLASSIFIER, MODEL_SEGMENTER, MODEL_NODULES = Path("models/classifier"), Path("models/segmenter"), Path("models/nodules")
+# dvclive folders; each holds metrics.json and plots/metrics/ (the training curves), declared as such
+LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES = Path("dvclive/classifier"), Path("dvclive/segmenter"), Path("dvclive/nodules")
+LIVE_OUTPUTS = ("metrics.json", "plots/metrics")
+
+RESULTS_DATASETS = _RESULTS / "datasets"
+RESULTS_CLASSIFIER, RESULTS_SEGMENTER, RESULTS_NODULES = _RESULTS / "classifier", _RESULTS / "segmenter", _RESULTS / "nodules"
+RESULTS_LOCALISATION, RESULTS_EXPERT_LABELS = _RESULTS / "localisation", _RESULTS / "expert_labels"
+REPORT_HTML, REPORT_MD = _RESULTS / "report.html", _RESULTS / "report.md"
+
+METRICS_DATASETS, METRICS_CLASSIFIER = _METRICS / "datasets.json", _METRICS / "classifier.json"
+METRICS_SEGMENTER, METRICS_NODULES = _METRICS / "segmenter.json", _METRICS / "nodules.json"
+METRICS_LOCALISATION, METRICS_EXPERT_LABELS = _METRICS / "localisation.json", _METRICS / "expert_labels.json"
+
+PLOT_CLASSIFIER_ROC, PLOT_NODULES_FROC = _PLOTS / "classifier_roc.csv", _PLOTS / "nodules_froc.csv"
+PLOT_EXPERT_LABELS_ROC, PLOT_EXPERT_LABELS_READERS = _PLOTS / "expert_labels_roc.csv", _PLOTS / "expert_labels_readers.csv"
+
+
+def named() -> set[str]:
+    """Every artefact named here, spelt as workflow/pipeline.yaml spells its paths."""
+    paths = {value for name, value in globals().items() if isinstance(value, Path) and not name.startswith("_")}
+    paths |= {*RAW.values(), *MANIFESTS.values()}
+    live = {LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES}
+    return {p.as_posix() for p in paths - live} | {f"{p.as_posix()}/{part}" for p in live for part in LIVE_OUTPUTS}
