@@ -13,7 +13,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv clean
+.PHONY: run test lint venv clean
 
 venv: $(INSTALLED)
 
@@ -32,6 +32,11 @@ run: $(INSTALLED)
 PYTEST_ARGS ?=
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -m "not slurm and not remote and not faults and not slow" $(PYTEST_ARGS)
+
+# ruff (configured in pyproject.toml) and Snakemake's own linter; .ci/run runs both.
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint
 
 clean:
 	rm -rf data models dvclive metrics plots results logs .snakemake

@@ -23,7 +23,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import roc_auc_score
 
 from cxrbench import published
-from cxrbench.metrics.roc import percentile_interval, bootstrap_auc, resample_indices
+from cxrbench.metrics.roc import bootstrap_auc, percentile_interval, resample_indices
 
 
 def nih_prevalences() -> np.ndarray:

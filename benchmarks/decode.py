@@ -37,12 +37,11 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
-
 from _common import (
     PeakMemory,
     describe_memory,
@@ -56,6 +55,7 @@ from _common import (
     warm_page_cache,
     write_test_pngs,
 )
+
 from cxrbench import store
 from cxrbench.stages.decode_nih import decode_images, decode_one
 

@@ -27,6 +27,7 @@ The last line is `RESULT loader ratio=... store_img_s=... png_img_s=... rss_smal
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -34,8 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-
 from _common import (
     PeakMemory,
     describe_memory,
@@ -48,6 +47,8 @@ from _common import (
     seconds,
     write_test_pngs,
 )
+from torch.utils.data import DataLoader, Dataset
+
 from cxrbench import store
 from cxrbench.datasets import nih
 from cxrbench.stages.decode_nih import decode_images, resample
@@ -132,7 +133,7 @@ def time_loaders(
     png_s: list[float] = []
     store_rates: dict[int, list[float]] = {batch_size: [] for batch_size in BATCH_SIZES}
     for round_number in range(rounds):
-        png_s.append(seconds(lambda: png_epoch(dataset, seed + round_number)))
+        png_s.append(seconds(functools.partial(png_epoch, dataset, seed + round_number)))
         for batch_size, rates in store_rates.items():
             rates.append(store_rate(images, batch_size, min_seconds, seed + round_number, dataset.mean, dataset.std))
         print(f"round {round_number + 1}: PNG loader {len(dataset) / png_s[-1]:.1f} img/s; store "

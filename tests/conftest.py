@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.pipeline import BIN, copy_repo, run
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

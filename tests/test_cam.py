@@ -14,7 +14,6 @@ from cxrbench.metrics.localisation import heatmap_to_boxes, iobb
 from cxrbench.models.networks import build_classifier
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread() -> Iterator[None]:
     """One thread (on 2 busy cores it is faster and steadier), and torch's global settings restored after:

@@ -13,6 +13,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image, ImageCms
+
+from cxrbench.datasets import nih
+from cxrbench.errors import DataError
 from helpers.nih_files import (
     V2020_HEADER,
     kaggle_bytes,
@@ -20,10 +24,6 @@ from helpers.nih_files import (
     v2020_bytes,
     write,
 )
-from PIL import Image, ImageCms
-
-from cxrbench.datasets import nih
-from cxrbench.errors import DataError
 
 FIRST_EIGHT_TOTALS = [11559, 2776, 13317, 19894, 5782, 6331, 1431, 5302]
 BOX_COUNTS = {
@@ -285,7 +285,7 @@ def small_tree(root: Path, shared_nih: Path, manifest: pd.DataFrame) -> dict[str
     """A consistent NIH copy limited to the 20 real images: metadata rows, lists and PNGs."""
     wanted = set(manifest["file"])
     lines = (shared_nih / "Data_Entry_2017_v2020.csv").read_text().splitlines()
-    (root / "Data_Entry_2017_v2020.csv").write_text("\n".join([lines[0]] + [l for l in lines[1:] if l[:16] in wanted]))
+    (root / "Data_Entry_2017_v2020.csv").write_text("\n".join([lines[0]] + [line for line in lines[1:] if line[:16] in wanted]))
     (root / "BBox_List_2017.csv").write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\n")
     lists = {split: manifest.loc[manifest["split"] == split, "file"].tolist() for split in ("train_val", "test")}
     for split, names in lists.items():

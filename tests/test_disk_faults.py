@@ -17,16 +17,16 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
-from helpers.pipeline import ROOT, output_hashes
 
 from cxrbench import config, store
 from cxrbench.fileio import atomic_path
 from cxrbench.stages._app import explain_os_error
+from helpers.pipeline import ROOT, output_hashes
 
 STAGE = "acquire_nih"
 TMPFS_MB = 48  # the tiny synthetic NIH tree is about 21 MB

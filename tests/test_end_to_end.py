@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from helpers.pipeline import (
     BIN,
     copy_repo,

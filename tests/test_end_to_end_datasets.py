@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from helpers.pipeline import BIN, copy_repo, output_hashes, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.pipeline import BIN, GIT_IDENTITY, copy_repo, run
 
 from cxrbench import config
+from helpers.pipeline import BIN, GIT_IDENTITY, copy_repo, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DVC = str(BIN / "dvc")

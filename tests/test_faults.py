@@ -19,12 +19,13 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import yaml
+
 from helpers.pipeline import BIN, copy_repo, copy_run, output_hashes, run
 
 pytestmark = pytest.mark.faults

@@ -139,7 +139,7 @@ def test_hand_copied_values_without_published_md():
 
 def test_every_printed_mean_is_the_mean_of_its_row():
     frame = published.load()
-    for (table, source, method, metric, threshold), row in frame.groupby(
+    for (table, source, _method, _metric, _threshold), row in frame.groupby(
         ["table", "source", "method", "metric", "threshold"], dropna=False
     ):
         values = row.set_index("label")["value"]

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from helpers.pipeline import BIN, OUTPUT_DIRS, copy_run, output_hashes, run
 from helpers.sshd_server import SshdUnavailable, SshServer, start_sshd
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers.pipeline import BIN, copy_repo, run
 
 pytestmark = pytest.mark.faults

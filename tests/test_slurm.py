@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers.pipeline import BIN, ROOT, copy_repo, run
 from helpers.slurm_cluster import (
     ClusterUnavailable,

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers.nih_files import original_2017_bytes
 
 from cxrbench import config, store
 from cxrbench.datasets import nih
@@ -20,6 +19,7 @@ from cxrbench.splits import check_no_leakage, require_held_out
 from cxrbench.stages import split_nih
 from cxrbench.synthetic.google_labels import write_google_labels
 from cxrbench.synthetic.nih import write_nih
+from helpers.nih_files import original_2017_bytes
 
 TINY = yaml.safe_load(config.compose_yaml(["experiment=tiny"]))
 
@@ -112,7 +112,7 @@ def test_a_subset_of_archives_splits_only_its_images_and_keeps_scored_patients_h
     assert set(split["image"]) <= set(subset) and sum(c["images"] for c in info["counts"].values()) == len(split)
     assert info["archive_subset"] == {"file": nih.ARCHIVE_SUBSET, "images": len(subset)}  # the report says so
     check_no_leakage(split, "nih.csv")
-    for name, (path, read) in split_nih.SCORED_TEST_SETS.items():  # every labelled patient, decoded or not
+    for path, read in split_nih.SCORED_TEST_SETS.values():  # every labelled patient, decoded or not
         labelled = read(path)
         if "patient" in labelled.columns:
             require_held_out(labelled, split, path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.nih_files import original_2017_bytes, v2020_bytes, write
 
 from cxrbench import store
 from cxrbench.datasets import nih
@@ -18,6 +17,7 @@ from cxrbench.splits import (
     require_held_out,
 )
 from cxrbench.stages.split_nih import official_split, random_patient_split
+from helpers.nih_files import original_2017_bytes, v2020_bytes, write
 
 
 def test_mask_packing_round_trips_overlapping_objects():

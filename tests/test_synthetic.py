@@ -323,7 +323,7 @@ def film(patient: int, labels: tuple[str, ...]) -> NihImage:
                     width=2500, height=2048, spacing="0.168")
 
 
-@pytest.mark.parametrize("label", [l for l in BOX_LABELS if l != "Cardiomegaly"])
+@pytest.mark.parametrize("label", [label for label in BOX_LABELS if label != "Cardiomegaly"])
 def test_box_encloses_the_drawn_finding(label):
     others = ("Emphysema", "Fibrosis")
     with_it, without = render_film(SEED, film(31, (label, *others))), render_film(SEED, film(31, others))

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrbench.synthetic.jsrt_scr import write_jsrt_scr
 from cxrbench.cli import main
+from cxrbench.synthetic.jsrt_scr import write_jsrt_scr
 
 
 def verify(capsys, *args: str) -> tuple[int, dict]:

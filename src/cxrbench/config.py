@@ -12,8 +12,9 @@ refuse to run when dvc.yaml was composed for other datasets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jsonschema
 import yaml

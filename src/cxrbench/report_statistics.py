@@ -10,9 +10,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cxrbench.vocabulary import LABELS
 from cxrbench.report import Report
 from cxrbench.stats import cooccurrence_figure
+from cxrbench.vocabulary import LABELS
 
 OFFICIAL = "official"
 PARTS = ("train", "val", "test")

@@ -3,13 +3,13 @@ batches read from the store, per-epoch metrics through dvclive, and resumable ch
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np

@@ -6,8 +6,9 @@ to see: what was found, counted, and which published form each metadata file has
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cxrbench.acquire.nih_archives import ARCHIVES, find_local_copy
 from cxrbench.datasets import google_labels, jsrt, nih, scr
