@@ -37,7 +37,7 @@ def write_metadata(folder: Path, nodule: bytes = NODULE_BYTES, non_nodule: bytes
 
 def write_raw(path: Path, raw: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    raw.astype(">u2").tofile(path)
+    raw.astype(jsrt.RAW_DTYPE).tofile(path)
 
 
 def write_dicom(path: Path, stored: np.ndarray, photometric: str, bits_stored: int = 12) -> None:
@@ -254,6 +254,26 @@ def test_require_tree_lists_every_problem_and_where_to_register(tmp_path):
     message = str(caught.value)
     assert "4 problem(s)" in message and all(problem in message for problem in problems)
     assert "http://db.jsrt.or.jp/eng.php" in message
+
+
+def test_verify_tree_names_a_byte_swapped_image_and_tells_it_from_a_few_stray_values(tmp_path, raw_image):
+    make_tree(tmp_path)
+    image = tmp_path / "All247images" / "JPCLN002.IMG"
+    raw_image.astype("<u2").tofile(image)  # the same values, little-endian, as some converters write them
+    problems = jsrt.verify_tree(tmp_path, SUBSET)
+    assert len(problems) == 1 and problems[0].startswith(f"{image}: ") and "byte order" in problems[0], problems
+    assert "sampled pixels exceed the 12-bit maximum 4095 (largest " in problems[0]
+    assert "np.fromfile(f, '<u2').astype('>u2').tofile(f)" in problems[0]
+    with pytest.raises(DataError, match="byte order"):
+        jsrt.require_tree(tmp_path, SUBSET)
+    np.fromfile(image, "<u2").astype(">u2").tofile(image)  # the fix the message gives
+    assert jsrt.verify_tree(tmp_path, SUBSET) == []
+    stray = raw_image.copy()
+    stray[0, :3] = [4096, 5000, 65535]  # row 0 is sampled
+    write_raw(image, stray)
+    problems = jsrt.verify_tree(tmp_path, SUBSET)
+    assert len(problems) == 1 and "3 of 16,384 sampled pixels exceed" in problems[0] and "(largest 65535)" in problems[0]
+    assert "too few for a byte swap" in problems[0] and "byte-swapped" not in problems[0]
 
 
 def test_verify_tree_against_all_247_cases_reports_the_missing_ones(tmp_path):

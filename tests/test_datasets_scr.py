@@ -192,3 +192,25 @@ def test_verify_tree_against_all_cases_reports_missing_masks(tmp_path):
     assert len(problems) == 10  # one line per object and fold
     right_lung = tmp_path / "scratch" / "fold1" / "masks" / "right lung"
     assert problems[0].startswith(f"observer 1: {right_lung}: 122 masks missing")
+
+
+def test_masks_in_a_mirrors_layout_are_counted_where_found_in_short_lines(tmp_path):
+    """Several public mirrors keep the 1,235 masks in one folder per object at the top, without folds."""
+    mirror = tmp_path / "mirror"
+    header_only = b"GIF89a" + (1024).to_bytes(2, "little") * 2  # all verify reads of a mask
+    for obj in scr.OBJECTS:
+        folder = obj.replace(" ", "_")
+        if obj == "left clavicle":
+            folder = f"masks as downloaded from a public mirror/{folder}"  # too long to show whole
+        (mirror / folder).mkdir(parents=True)
+        for stem in jsrt.CASES:
+            (mirror / folder / f"{stem}.gif").write_bytes(header_only)
+    make_tree(mirror / "second_reader", ("JPCLN001",))  # another observer's copy inside: in the layout, not a stray
+    problems = scr.verify_tree(mirror)
+    assert problems[0] == f"observer 1: {mirror / 'scratch' / 'fold1' / 'masks' / 'right lung'}: no masks (expected 124)"
+    assert len(problems) == 13 and all(len(p.replace(str(mirror), "<root>")) <= 200 for p in problems), problems
+    assert problems[10] == ("observer 1: 1235 GIF masks found outside the SCR layout, in .../left_clavicle/ (247), "
+                            "heart/ (247), left_lung/ (247), right_clavicle/ (247) and 1 more")
+    assert problems[11] == (f"observer 1: expected scratch/fold{{1,2}}/masks/<object>/<case>.gif under {mirror}, with "
+                            "object folders named 'right lung', 'left lung', 'heart', 'right clavicle', 'left clavicle'")
+    assert problems[12] == "observer 1: fold 1 = odd case numbers, fold 2 = even: move them there"

@@ -16,7 +16,10 @@ from cxrbench.stages import _local
 
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
-    """A DVC project (no git) with a 2 MiB 'dataset' beside it, the warning threshold lowered to 1 MiB."""
+    """A DVC project (no git) with a 2 MiB 'dataset' beside it, the warning threshold lowered to 1 MiB. DVC's user
+    and system configs are empty ones here, so that the developer's own cache.type cannot change the result."""
+    for level in ("GLOBAL", "SYSTEM"):
+        monkeypatch.setenv(f"DVC_{level}_CONFIG_DIR", str(tmp_path / f"dvc-{level.lower()}-config"))
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "a.img").write_bytes(os.urandom(2 * 2**20))
@@ -46,6 +49,17 @@ def test_a_linking_cache_or_a_small_dataset_gets_none(project, caplog, monkeypat
     subprocess.run([sys.executable, "-m", "dvc", "config", "--unset", "cache.type"], cwd=project, check=True)
     monkeypatch.setattr(_local, "DOUBLING_WARNING_BYTES", 10 * 2**20)
     assert link(project, caplog) == []
+
+
+def test_a_linking_cache_type_in_config_local_counts_too(project, caplog):
+    subprocess.run([sys.executable, "-m", "dvc", "config", "--local", "cache.type", "symlink"], cwd=project, check=True)
+    assert link(project, caplog) == []
+
+
+def test_an_unreadable_dvc_config_does_not_stop_the_link(project, caplog):
+    (project / ".dvc" / "config").write_text("[cache\n type = \n")  # DVC reports this itself when it records
+    assert link(project, caplog) == []
+    assert (project / "data/raw/x0/a.img").is_file()
 
 
 def test_outside_a_dvc_project_nothing_is_said(tmp_path, caplog, monkeypatch):

@@ -208,20 +208,35 @@ def _observer_problems(root: Path, expected: list[str], observer: str) -> list[s
     return problems
 
 
+def _in_an_scr_layout(relative: Path) -> bool:
+    """A GIF at <folder>/scratch/fold{1,2}/masks/<object>/: a second observer's copy kept inside this one."""
+    parts = relative.parts
+    layouts = (("scratch", "fold1", "masks"), ("scratch", "fold2", "masks"))
+    return len(parts) > 5 and parts[-5:-2] in layouts and parts[-2] in OBJECTS
+
+
+def _short_folder(folder: Path, longest: int = 30) -> str:
+    """A folder relative to the observer root, only its own name when the whole is too long for a short line."""
+    text = folder.as_posix() + "/"
+    return text if len(text) <= longest else f".../{folder.name}/"
+
+
 def _masks_elsewhere(root: Path, placed: set[Path], observer: str) -> list[str]:
     """Where GIFs outside the expected layout were found (a public mirror's own layout, say), and the layout."""
     second = root / OBSERVER2_DIRNAME
-    elsewhere = [p for p in root.rglob("*.gif") if p not in placed and second not in p.parents]
+    elsewhere = [p for p in root.rglob("*") if p.suffix.lower() == ".gif" and p not in placed and p.is_file()
+                 and second not in p.parents and not _in_an_scr_layout(p.relative_to(root))]
     if not elsewhere:
         return []
     folders: dict[str, int] = {}
     for path in elsewhere:
-        folder = path.parent.relative_to(root).as_posix() + "/"
+        folder = _short_folder(path.parent.relative_to(root))
         folders[folder] = folders.get(folder, 0) + 1
     where = _names([f"{folder} ({n})" for folder, n in sorted(folders.items())])
     return [f"{observer}: {len(elsewhere)} GIF masks found outside the SCR layout, in {where}",
             f"{observer}: expected scratch/fold{{1,2}}/masks/<object>/<case>.gif under {root}, with object folders "
-            f"named {', '.join(repr(o) for o in OBJECTS)}; fold 1 = odd case numbers, fold 2 = even: move them there"]
+            f"named {', '.join(repr(o) for o in OBJECTS)}",
+            f"{observer}: fold 1 = odd case numbers, fold 2 = even: move them there"]
 
 
 def verify_tree(

@@ -55,19 +55,25 @@ def link_tree(source: Path, dest: Path, files: list[Path] | None = None) -> None
 
 def dvc_cache_types() -> list[str] | None:
     """The link types DVC's cache may use here (its config: project, local, global, system), or None outside a
-    DVC project."""
+    DVC project or when DVC cannot read its config (DVC itself then says why, in the stage that records)."""
     if not DVC_DIR.is_dir():
         return None
-    from dvc.config import Config
+    from dvc.config import Config, ConfigError
 
-    types = Config(dvc_dir=str(DVC_DIR))["cache"].get("type") or ["reflink", "copy"]  # DVC's default
+    try:
+        types = Config(dvc_dir=str(DVC_DIR))["cache"].get("type") or ["reflink", "copy"]  # DVC's default
+    except ConfigError as error:
+        log.debug("not checking DVC's cache type: %s", error)
+        return None
     return [types] if isinstance(types, str) else list(types)
 
 
 def warn_if_dvc_cache_doubles(source: Path, total_bytes: int) -> None:
     """Say once, when DVC would copy `total_bytes` of a dataset into its cache, how to make it link instead."""
+    if total_bytes < DOUBLING_WARNING_BYTES:
+        return  # small copies (the synthetic runs) do not pay for importing DVC
     types = dvc_cache_types()
-    if total_bytes < DOUBLING_WARNING_BYTES or types is None or {"hardlink", "symlink"} & set(types):
+    if types is None or {"hardlink", "symlink"} & set(types):
         return
     log.warning("%s: DVC's cache (cache.type %s) will copy these %.2f GB, doubling them on disk unless the file "
                 "system supports reflinks; to link instead, run once `dvc config cache.type %s` (README: \"Large "
