@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cxrbench import training
+from cxrbench import engine
+from cxrbench.vocabulary import NIH_MAX
 
 BOX_SPACE = 1024  # NIH boxes are given in the original 1024 x 1024 pixel space
-STORE_MAX = 255.0  # the NIH store holds uint8 pixels
 
 
 def _cam_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Linear]:
@@ -89,8 +89,12 @@ def heatmaps_for_pairs(
     rows, classes = np.asarray(rows, dtype=np.int64), np.asarray(classes, dtype=np.int64)
     if rows.shape != classes.shape or rows.ndim != 1:
         raise ValueError(f"rows {rows.shape} and classes {classes.shape} must be 1-D and of equal length")
-    for start in range(0, len(rows), batch_size):
-        batch = slice(start, start + batch_size)
-        x = training.to_input(images[rows[batch]], STORE_MAX, *norm, device)
-        picked = torch.from_numpy(classes[batch]).to(device)[:, None]
-        yield class_activation_maps(model, x, picked, out_size)[:, 0].float().cpu().numpy()
+
+    def maps(x: torch.Tensor, positions: slice) -> torch.Tensor:
+        picked = torch.from_numpy(classes[positions]).to(device)[:, None]
+        return class_activation_maps(model, x, picked, out_size)[:, 0].float()
+
+    # CAMs are thresholded into boxes: they stay float32 whatever autocast the training runtime uses
+    for batch in engine.predict_batches(model, images, rows, NIH_MAX, norm, engine.FULL_PRECISION, device,
+                                        batch_size, forward=maps):
+        yield batch.numpy()

@@ -26,12 +26,11 @@ import torch
 import torch.nn.functional as F
 from monai.networks.nets import DenseNet, UNet
 
-from cxrbench.vocabulary import JSRT_MAX_VALUE, JSRT_PIXEL_MM, JSRT_SIZE
+from cxrbench.vocabulary import JSRT_PIXEL_MM, JSRT_SIZE
 
 TASKS = ("nodule", "malignancy")
 TASK_MODELS = {"nodule": "heat-map U-Net (peak response)", "malignancy": "DenseNet on the nodule ROI"}
 FP_PER_IMAGE = (1.0, 2.0, 4.0)  # the benchmark's FROC operating points (false positives per image)
-JSRT_MAX = float(JSRT_MAX_VALUE)
 
 
 def task_cases(index: pd.DataFrame, task: str) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Split tables (image, patient, part) and the leakage check every split stage runs before writing."""
+"""Split tables (image, patient, part), the leakage check every split stage runs before writing, and the store rows
+of a split's part or fold."""
 
 from __future__ import annotations
 
@@ -52,6 +53,18 @@ def require_held_out(labelled: pd.DataFrame, split: pd.DataFrame, source: str | 
             "evaluate only on held-out images: keep these labels with the official test list "
             "(data/raw/nih/test_list.txt) unchanged and rerun split_nih",
         )
+
+
+def split_rows(index: pd.DataFrame, split: pd.DataFrame, part: str) -> np.ndarray:
+    """Store rows (ascending) of the images of one part of a split table (image, part); `index` maps image to row."""
+    row_of = dict(zip(index["image"], index["row"]))
+    return np.sort(np.array([row_of[i] for i in split.loc[split["part"] == part, "image"]], dtype=np.int64))
+
+
+def fold_rows(index: pd.DataFrame, split: pd.DataFrame, fold: int) -> np.ndarray:
+    """Store rows (ascending) of the cases of one fold of a split table (case, fold); `index` maps case to row."""
+    cases = split.loc[split["fold"] == fold, "case"]
+    return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
 
 
 def random_patient_parts(patients: np.ndarray, fractions: dict[str, float], rng: np.random.Generator,

@@ -65,11 +65,6 @@ def shuffled_batches(rows: np.ndarray, batch_size: int, rng: np.random.Generator
         yield np.sort(order[start : start + batch_size])
 
 
-def ordered_batches(rows: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(rows), batch_size):
-        yield rows[start : start + batch_size]
-
-
 def to_input(pixels: np.ndarray, max_value: float, mean: float, std: float, device: torch.device,
              channels_last: bool = False) -> torch.Tensor:
     """(B, H, W) store pixels -> (B, 1, H, W) standardised float on the device.
@@ -158,6 +153,8 @@ class EpochCheckpoint:
     """Last completed epoch of a run (weights, optimiser, scheduler, every random state, metric history),
     saved atomically after each epoch under checkpoints/<name>.pt and removed once the stage's output exists."""
 
+    LAYOUT = 2  # of the payload (cxrbench.engine.fit's); a checkpoint of another layout is not resumed
+
     def __init__(self, name: str, run_fingerprint: str):
         self.path = CHECKPOINTS / f"{name}.pt"
         self.fingerprint = run_fingerprint
@@ -169,23 +166,14 @@ class EpochCheckpoint:
         if payload.get("fingerprint") != self.fingerprint:
             log.info("ignoring %s: written by a run with other parameters or inputs", self.path)
             return None
+        if payload.get("layout") != self.LAYOUT:
+            log.info("ignoring %s: written by an earlier version of the training loop", self.path)
+            return None
         log.info("resuming from %s after epoch %d", self.path, payload["epoch"])
         return payload
 
     def save(self, payload: dict[str, Any]) -> None:
-        save_checkpoint(self.path, {**payload, "fingerprint": self.fingerprint})
+        save_checkpoint(self.path, {**payload, "fingerprint": self.fingerprint, "layout": self.LAYOUT})
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def rng_state(rng: np.random.Generator, generator: torch.Generator | None = None) -> dict[str, Any]:
-    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
-            "generator": None if generator is None else generator.get_state()}
-
-
-def restore_rng_state(state: dict[str, Any], rng: np.random.Generator, generator: torch.Generator | None = None) -> None:
-    rng.bit_generator.state = state["numpy"]
-    torch.set_rng_state(state["torch"])
-    if generator is not None:
-        generator.set_state(state["generator"])

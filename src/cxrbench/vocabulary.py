@@ -22,6 +22,7 @@ LABELS = (
 )
 NO_FINDING = "No Finding"
 BOX_LABELS = LABELS[:8]  # the eight findings BBox_List_2017 has boxes for
+NIH_MAX = 255.0  # our NIH stores hold 8-bit pixels
 
 # SCR's five objects (they overlap: the clavicles lie over the lungs), in the masks' bit order of our stores.
 OBJECTS = ("right lung", "left lung", "heart", "right clavicle", "left clavicle")
@@ -32,3 +33,4 @@ SCR_PIXEL_MM = 0.35
 JSRT_SIZE = 2048
 JSRT_PIXEL_MM = 0.175
 JSRT_MAX_VALUE = 4095
+JSRT_MAX = float(JSRT_MAX_VALUE)  # as the networks' input scaling divides by it

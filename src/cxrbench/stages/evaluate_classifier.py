@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import artefacts, seed_streams, store, training
+from cxrbench import artefacts, engine, seed_streams, store, training
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points, unit_groups
 from cxrbench.models.networks import build_classifier
+from cxrbench.splits import split_rows
 from cxrbench.stages._app import run_stage
-from cxrbench.stages.train_classifier import predict, split_rows
-from cxrbench.vocabulary import LABELS
+from cxrbench.vocabulary import LABELS, NIH_MAX
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_NIH
@@ -45,7 +45,8 @@ def evaluate(params: dict[str, Any]) -> None:
     index, split = store.read_index(STORE), pd.read_csv(artefacts.SPLIT_NIH)
     images = store.open_array(store.find_images(STORE))
     rows = split_rows(index, split, "test")
-    scores = torch.sigmoid(torch.from_numpy(predict(model, images, rows, (model_cfg["mean"], model_cfg["std"]), 64, device, runtime))).numpy()
+    norm = (model_cfg["mean"], model_cfg["std"])
+    scores = torch.sigmoid(engine.predict(model, images, rows, NIH_MAX, norm, runtime, device, batch_size=64)).numpy()
     y = index[list(LABELS)].to_numpy(np.uint8)[rows]
 
     boot_cfg = params["evaluate"]["bootstrap"]

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import artefacts, nodules, seed_streams, store, training
+from cxrbench import artefacts, engine, nodules, seed_streams, store, training
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
 from cxrbench.metrics.roc import bootstrap_auc, roc_auc
 from cxrbench.stages._app import run_stage
-from cxrbench.vocabulary import JSRT_PIXEL_MM
+from cxrbench.vocabulary import JSRT_MAX, JSRT_PIXEL_MM
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
@@ -37,19 +37,6 @@ SPLIT = artefacts.SPLIT_JSRT_NODULES
 MODELS = artefacts.MODEL_NODULES
 RESULTS = artefacts.RESULTS_NODULES
 INFERENCE_BATCH = 16
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, pixels: np.ndarray, items: np.ndarray, norm: tuple[float, float],
-            runtime: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """Model outputs for `pixels[items]` (store images or nodule ROIs), in order, on the host."""
-    model.eval()
-    outputs = []
-    for batch in training.ordered_batches(items, INFERENCE_BATCH):
-        with training.autocast(runtime, device):
-            outputs.append(model(training.to_input(pixels[batch], nodules.JSRT_MAX, *norm, device,
-                                                   runtime["channels_last"])).float().cpu())
-    return torch.cat(outputs)
 
 
 def load_model(spec: dict[str, Any], config: dict[str, Any], name: str, runtime: dict[str, Any],
@@ -79,9 +66,9 @@ def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame
         model = load_model(spec, config, name, runtime, device)
         norm = (spec["mean"], spec["std"])
         if spec["kind"] == "classifier":
-            logits = predict(model, rois, rows, norm, runtime, device)[:, 0]
+            logits = engine.predict(model, rois, rows, JSRT_MAX, norm, runtime, device, INFERENCE_BATCH)[:, 0]
         else:
-            output = predict(model, images, rows, norm, runtime, device)[:, 0]
+            output = engine.predict(model, images, rows, JSRT_MAX, norm, runtime, device, INFERENCE_BATCH)[:, 0]
             logits = output.flatten(1).amax(dim=1)
             found = nodules.find_candidates(output, candidate_cfg["max_per_image"],
                                             candidate_cfg["min_distance_mm"] / store_pixel_mm)

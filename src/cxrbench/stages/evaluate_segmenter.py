@@ -14,29 +14,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import artefacts, store, training
+from cxrbench import artefacts, engine, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.overlap import dice, jaccard, mean_contour_distance, pixel_error, scr_pixel_mm, summarise
 from cxrbench.models.networks import build_segmenter
+from cxrbench.splits import fold_rows
 from cxrbench.stages._app import run_stage
-from cxrbench.stages.train_segmenter import JSRT_MAX, fold_rows
-from cxrbench.vocabulary import OBJECTS
+from cxrbench.vocabulary import JSRT_MAX, OBJECTS
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
 MODEL = artefacts.MODEL_SEGMENTER
 
 
-@torch.no_grad()
 def segment(model, images, rows, norm, device, runtime, batch_size=8) -> np.ndarray:
     """(n, k, S, S) bool masks: each object's sigmoid thresholded at 0.5."""
-    model.eval()
-    out = []
-    for batch in training.ordered_batches(rows, batch_size):
-        with training.autocast(runtime, device):
-            logits = model(training.to_input(images[batch], JSRT_MAX, *norm, device, runtime["channels_last"]))
-        out.append(torch.sigmoid(logits.float()).cpu().numpy() >= 0.5)
-    return np.concatenate(out)
+    def masks(x: torch.Tensor, _positions: slice) -> torch.Tensor:
+        return torch.sigmoid(model(x).float()) >= 0.5
+
+    return engine.predict(model, images, rows, JSRT_MAX, norm, runtime, device, batch_size, forward=masks).numpy()
 
 
 def case_table(index, rows, pred, ref, pixel_mm, fold) -> pd.DataFrame:

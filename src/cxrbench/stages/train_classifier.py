@@ -10,20 +10,21 @@ ends in the same state), and writes models/classifier/{model.pt, config.json}.
 from __future__ import annotations
 
 import logging
-import time
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from cxrbench import artefacts, seed_streams, store, training
+from cxrbench import artefacts, engine, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.roc import roc_auc
 from cxrbench.models.networks import build_classifier
+from cxrbench.splits import split_rows
 from cxrbench.stages._app import run_stage
-from cxrbench.vocabulary import LABELS
+from cxrbench.vocabulary import LABELS, NIH_MAX
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_NIH
@@ -31,20 +32,17 @@ SPLIT = artefacts.SPLIT_NIH
 OUT = artefacts.MODEL_CLASSIFIER
 
 
-def split_rows(index: pd.DataFrame, split: pd.DataFrame, part: str) -> np.ndarray:
-    row_of = dict(zip(index["image"], index["row"]))
-    return np.sort(np.array([row_of[i] for i in split.loc[split["part"] == part, "image"]], dtype=np.int64))
-
-
-@torch.no_grad()
-def predict(model, images, rows, norm, batch_size, device, runtime) -> np.ndarray:
-    """Logits (n, k) for `rows` of the store, in row order."""
-    model.eval()
-    logits = []
-    for batch in training.ordered_batches(rows, batch_size):
-        with training.autocast(runtime, device):
-            logits.append(model(training.to_input(images[batch], 255.0, *norm, device, runtime["channels_last"])).float().cpu())
-    return torch.cat(logits).numpy()
+def classifier_batches(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, cfg: dict[str, Any],
+                       norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> engine.Batches:
+    """The training images and their labels, shuffled each epoch; a random half flipped left-right when
+    cfg.hflip."""
+    def epoch(rng: np.random.Generator, flips: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in training.shuffled_batches(rows, cfg["batch_size"], rng):
+            x = training.to_input(images[batch], NIH_MAX, *norm, device, runtime["channels_last"])
+            if cfg["hflip"]:
+                x = training.random_hflip(x, flips)
+            yield x, torch.from_numpy(targets[batch]).to(device, non_blocking=True)
+    return epoch
 
 
 def train(params: dict[str, Any]) -> None:
@@ -54,7 +52,7 @@ def train(params: dict[str, Any]) -> None:
     images = store.open_array(store.find_images(STORE))
     targets = index[list(LABELS)].to_numpy(np.float32)
     train_rows, val_rows = split_rows(index, split, "train"), split_rows(index, split, "val")
-    norm = training.intensity_stats(images, train_rows, 255.0)
+    norm = training.intensity_stats(images, train_rows, NIH_MAX)
     log.info("%d train / %d val images at %d px; mean %.3f std %.3f; device %s", len(train_rows), len(val_rows),
              images.shape[-1], *norm, device)
 
@@ -62,50 +60,29 @@ def train(params: dict[str, Any]) -> None:
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=cfg["lr_decay"], patience=cfg["lr_patience"])
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    rng = np.random.default_rng([seed, seed_streams.TRAIN_CLASSIFIER])
-    flips = torch.Generator().manual_seed(seed)
     checkpoint = training.EpochCheckpoint("train_classifier", training.fingerprint(
         {"seed": seed, "train": params["train"]}, store.find_images(STORE), STORE / store.INDEX, SPLIT))
-    state = {"epoch": 0, "history": [], "best": {"val_loss": float("inf")}}
-    if (resumed := checkpoint.load()) is not None:
-        training.load_weights(model, resumed["model"])
-        optimiser.load_state_dict(resumed["optimiser"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        training.restore_rng_state(resumed["rng"], rng, flips)
-        state = {k: resumed[k] for k in state}
 
-    for epoch in range(state["epoch"], cfg["epochs"]):
-        model.train()
-        losses, started = [], time.perf_counter()
-        batches = list(training.shuffled_batches(train_rows, cfg["batch_size"], rng))
-        for rows in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg['epochs']}", unit="batch"):
-            x = training.to_input(images[rows], 255.0, *norm, device, runtime["channels_last"])
-            if cfg["hflip"]:
-                x = training.random_hflip(x, flips)
-            with training.autocast(runtime, device):
-                loss = loss_fn(model(x).float(), torch.from_numpy(targets[rows]).to(device, non_blocking=True))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            losses.append(loss.detach())
-        train_loss = float(torch.stack(losses).mean())
-        seconds = time.perf_counter() - started
-        val_logits = predict(model, images, val_rows, norm, cfg["batch_size"] * 4, device, runtime)
-        val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(targets[val_rows])))
-        val_auc = float(np.nanmean(roc_auc(targets[val_rows], val_logits)))
+    def end_of_epoch(end: engine.EpochEnd) -> dict[str, float]:
+        """Validation loss and mean AUC, the plateau scheduler's step, and the best model by validation loss."""
+        val_logits = engine.predict(model, images, val_rows, NIH_MAX, norm, runtime, device, cfg["batch_size"] * 4)
+        val_loss = float(loss_fn(val_logits, torch.from_numpy(targets[val_rows])))
+        val_auc = float(np.nanmean(roc_auc(targets[val_rows], val_logits.numpy())))
         scheduler.step(val_loss)
-        state["history"].append({"train/loss": train_loss, "val/loss": val_loss, "val/mean_auc": val_auc,
-                                 "lr": optimiser.param_groups[0]["lr"]})
         log.info("epoch %d: train loss %.4f, val loss %.4f, val mean AUC %.4f (%.0f train images/s)",
-                 epoch + 1, train_loss, val_loss, val_auc, len(train_rows) / seconds)
-        if val_loss < state["best"]["val_loss"]:
-            state["best"] = {"val_loss": val_loss, "epoch": epoch + 1, "model": training.state_dict(model)}
-        state["epoch"] = epoch + 1
-        checkpoint.save({**state, "model": training.state_dict(model), "optimiser": optimiser.state_dict(),
-                         "scheduler": scheduler.state_dict(), "rng": training.rng_state(rng, flips)})
+                 end.epoch, end.train_loss, val_loss, val_auc, len(train_rows) / end.seconds)
+        if val_loss < end.progress.kept["best"]["val_loss"]:
+            end.progress.kept["best"] = {"val_loss": val_loss, "epoch": end.epoch, "model": training.state_dict(model)}
+        return {"val/loss": val_loss, "val/mean_auc": val_auc, "lr": optimiser.param_groups[0]["lr"]}
 
-    training.log_history(artefacts.LIVE_CLASSIFIER, state["history"])
-    best = state["best"]
+    progress = engine.fit(model, optimiser, classifier_batches(images, targets, train_rows, cfg, norm, runtime, device),
+                          loss_fn, epochs=cfg["epochs"], checkpoint=checkpoint,
+                          rng=np.random.default_rng([seed, seed_streams.TRAIN_CLASSIFIER]),
+                          generator=torch.Generator().manual_seed(seed), scheduler=scheduler,
+                          end_of_epoch=end_of_epoch, kept={"best": {"val_loss": float("inf")}}, runtime=runtime,
+                          device=device, batches_per_epoch=math.ceil(len(train_rows) / cfg["batch_size"]))
+    training.log_history(artefacts.LIVE_CLASSIFIER, progress.history)
+    best = progress.kept["best"]
     log.info("best epoch %d (val loss %.4f)", best["epoch"], best["val_loss"])
     with atomic_path(OUT, is_dir=True) as out:
         training.save_checkpoint(out / "model.pt", {"state_dict": best["model"]})

@@ -16,7 +16,7 @@ models/nodules/ (the models and config.json) and dvclive/nodules (training loss 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +25,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
-from tqdm import tqdm
 
-from cxrbench import artefacts, nodules, seed_streams, store, training
+from cxrbench import artefacts, engine, nodules, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.stages._app import run_stage
+from cxrbench.vocabulary import JSRT_MAX
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
@@ -39,9 +39,6 @@ HEATMAP_TASK = "nodule"  # the localisation model is cross-validated on the nodu
 CLASSIFIER_TASK = "malignancy"
 
 _DICE = DiceLoss(sigmoid=True, batch=True)  # over the whole batch: most patches hold no nodule
-
-Batches = Callable[[np.random.Generator, torch.Generator], Iterator[tuple[torch.Tensor, torch.Tensor]]]
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -77,12 +74,12 @@ def training_rows(split: pd.DataFrame, index: pd.DataFrame, spec: ModelSpec) -> 
 
 
 def classifier_batches(rois: np.ndarray, labels: np.ndarray, cfg: dict[str, Any], norm: tuple[float, float],
-                       runtime: dict[str, Any], device: torch.device) -> Batches:
+                       runtime: dict[str, Any], device: torch.device) -> engine.Batches:
     """Nodule ROIs and their labels, shuffled each epoch; randomly flipped and turned (a nodule's
     malignancy does not depend on its orientation)."""
     def epoch(rng: np.random.Generator, augment: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch in training.shuffled_batches(np.arange(len(rois)), cfg["batch_size"], rng):
-            x = random_dihedral(training.to_input(rois[batch], nodules.JSRT_MAX, *norm, device), augment)
+            x = random_dihedral(training.to_input(rois[batch], JSRT_MAX, *norm, device), augment)
             if runtime["channels_last"]:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, torch.from_numpy(labels[batch, None].astype(np.float32)).to(device)
@@ -116,7 +113,7 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 def heatmap_batches(images: np.ndarray, rows: np.ndarray, targets: nodules.HeatmapTargets, cfg: dict[str, Any],
-                    norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> Batches:
+                    norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> engine.Batches:
     """Random patches (cfg.patches_per_case per case and epoch) with their target heat maps, cropped on the
     host from the memory-mapped store and augmented on the device."""
     size = images.shape[-1]
@@ -131,7 +128,7 @@ def heatmap_batches(images: np.ndarray, rows: np.ndarray, targets: nodules.Heatm
             unique_rows, position = np.unique(sample_rows[pick], return_inverse=True)  # ascending store reads
             ys, xs = top[pick, None] + window, left[pick, None] + window
             pixels = images[unique_rows][position[:, None, None], ys[:, :, None], xs[:, None, :]]
-            x = training.to_input(pixels, nodules.JSRT_MAX, *norm, device)
+            x = training.to_input(pixels, JSRT_MAX, *norm, device)
             y = torch.from_numpy(targets.render(sample_rows[pick], ys, xs)).to(device).unsqueeze(1)
             both = random_dihedral(torch.cat([x, y], dim=1), augment)
             if runtime["channels_last"]:
@@ -142,37 +139,6 @@ def heatmap_batches(images: np.ndarray, rows: np.ndarray, targets: nodules.Heatm
 
 def heatmap_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return _DICE(logits, target) + F.binary_cross_entropy_with_logits(logits, target)
-
-
-def fit(spec: ModelSpec, model: torch.nn.Module, cfg: dict[str, Any], runtime: dict[str, Any], batches: Batches,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int,
-        checkpoint: training.EpochCheckpoint, device: torch.device) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """Adam for cfg.epochs epochs, resuming from the model's checkpoint and saving it after every epoch.
-    Returns the final weights and the per-epoch training losses."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    batch_seed, augment_seed, _ = spec.seeds(seed)
-    rng, augment = np.random.default_rng(batch_seed), torch.Generator().manual_seed(augment_seed)
-    first_epoch, losses = 0, []
-    if (resumed := checkpoint.load()) is not None:
-        training.load_weights(model, resumed["model"])
-        optimiser.load_state_dict(resumed["optimiser"])
-        training.restore_rng_state(resumed["rng"], rng, augment)
-        first_epoch, losses = resumed["epoch"], resumed["losses"]
-    for epoch in tqdm(range(first_epoch, cfg["epochs"]), desc=spec.name, unit="epoch"):
-        model.train()
-        batch_losses = []
-        for x, y in batches(rng, augment):
-            with training.autocast(runtime, device):
-                logits = model(x).float()
-            loss = loss_fn(logits, y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            batch_losses.append(loss.detach())
-        losses.append(float(torch.stack(batch_losses).mean()))
-        checkpoint.save({"epoch": epoch + 1, "losses": losses, "model": training.state_dict(model),
-                         "optimiser": optimiser.state_dict(), "rng": training.rng_state(rng, augment)})
-    return training.state_dict(model), losses
 
 
 def train(params: dict[str, Any]) -> None:
@@ -192,19 +158,24 @@ def train(params: dict[str, Any]) -> None:
         rows = training_rows(split, index, spec)
         torch.manual_seed(spec.seeds(seed)[2])  # the weight initialisation
         if spec.kind == "classifier":
-            norm = training.intensity_stats(rois, rows, nodules.JSRT_MAX)
+            norm = training.intensity_stats(rois, rows, JSRT_MAX)
             labels = nodules.task_cases(index, spec.task).set_index("row").loc[rows, "label"].to_numpy()
             model = nodules.build_classifier(cfg["classifier"])
             batches = classifier_batches(np.asarray(rois[rows]), labels, cfg["classifier"], norm, runtime, device)
             loss_fn = F.binary_cross_entropy_with_logits
         else:
-            norm = training.intensity_stats(images, rows, nodules.JSRT_MAX)
+            norm = training.intensity_stats(images, rows, JSRT_MAX)
             model = nodules.build_heatmap_model(cfg["heatmap"])
             batches = heatmap_batches(images, rows, targets, cfg["heatmap"], norm, runtime, device)
             loss_fn = heatmap_loss
-        states[spec.name], losses[spec.name] = fit(spec, training.prepare_model(model, runtime, device),
-                                                   cfg[spec.kind], runtime, batches, loss_fn, seed,
-                                                   checkpoints[spec.name], device)
+        model = training.prepare_model(model, runtime, device)
+        batch_seed, augment_seed, _ = spec.seeds(seed)
+        progress = engine.fit(model, torch.optim.Adam(model.parameters(), lr=cfg[spec.kind]["lr"]), batches, loss_fn,
+                              epochs=cfg[spec.kind]["epochs"], checkpoint=checkpoints[spec.name],
+                              rng=np.random.default_rng(batch_seed), generator=torch.Generator().manual_seed(augment_seed),
+                              runtime=runtime, device=device, desc=spec.name)
+        states[spec.name] = training.state_dict(model)
+        losses[spec.name] = progress.metric("train/loss")
         records[spec.name] = {"kind": spec.kind, "task": spec.task, "fold": spec.fold, "train_cases": int(len(rows)),
                               "mean": norm[0], "std": norm[1], "final_loss": round(losses[spec.name][-1], 6)}
         log.info("%s: %d training cases, final loss %.4f", spec.name, len(rows), losses[spec.name][-1])

@@ -9,61 +9,48 @@ resumes where it stopped and ends in the same state.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from monai.losses import DiceLoss
-from tqdm import tqdm
 
-from cxrbench import artefacts, seed_streams, store, training
+from cxrbench import artefacts, engine, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.models.networks import build_segmenter
+from cxrbench.splits import fold_rows
 from cxrbench.stages._app import run_stage
-from cxrbench.vocabulary import OBJECTS
+from cxrbench.vocabulary import JSRT_MAX, OBJECTS
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
 SPLIT = artefacts.SPLIT_SCR
 OUT = artefacts.MODEL_SEGMENTER
-JSRT_MAX = 4095.0
 
 
-def fold_rows(index: pd.DataFrame, split: pd.DataFrame, fold: int) -> np.ndarray:
-    cases = split.loc[split["fold"] == fold, "case"]
-    return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
+def segmenter_batches(images: np.ndarray, masks: np.ndarray, rows: np.ndarray, cfg: dict[str, Any],
+                      norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> engine.Batches:
+    """The fold's images and their five object masks, shuffled each epoch (no augmentation)."""
+    def epoch(rng: np.random.Generator, _generator: None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in training.shuffled_batches(rows, cfg["batch_size"], rng):
+            x = training.to_input(images[batch], JSRT_MAX, *norm, device, runtime["channels_last"])
+            y = torch.from_numpy(store.unpack_masks(masks[batch], len(OBJECTS))).to(device, non_blocking=True).float()
+            yield x, y
+    return epoch
 
 
 def train_fold(cfg, runtime, images, masks, rows, norm, seed, device, fold, checkpoint) -> tuple[dict, list[float]]:
     """Train one fold's model (resuming from its checkpoint); return its weights and per-epoch losses."""
     model = training.prepare_model(build_segmenter(cfg, len(OBJECTS)), runtime, device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     dice, bce = DiceLoss(sigmoid=True), torch.nn.BCEWithLogitsLoss()
-    rng = np.random.default_rng([seed, seed_streams.TRAIN_SEGMENTER, fold])
-    first_epoch, losses = 0, []
-    if (resumed := checkpoint.load()) is not None:
-        training.load_weights(model, resumed["model"])
-        optimiser.load_state_dict(resumed["optimiser"])
-        training.restore_rng_state(resumed["rng"], rng)
-        first_epoch, losses = resumed["epoch"], resumed["losses"]
-    for epoch in tqdm(range(first_epoch, cfg["epochs"]), desc=f"train on fold {fold}", unit="epoch"):
-        model.train()
-        batch_losses = []
-        for batch in training.shuffled_batches(rows, cfg["batch_size"], rng):
-            x = training.to_input(images[batch], JSRT_MAX, *norm, device, runtime["channels_last"])
-            y = torch.from_numpy(store.unpack_masks(masks[batch], len(OBJECTS))).to(device, non_blocking=True).float()
-            with training.autocast(runtime, device):
-                logits = model(x).float()
-            loss = dice(logits, y) + bce(logits, y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            batch_losses.append(loss.detach())
-        losses.append(float(torch.stack(batch_losses).mean()))
-        checkpoint.save({"epoch": epoch + 1, "losses": losses, "model": training.state_dict(model),
-                         "optimiser": optimiser.state_dict(), "rng": training.rng_state(rng)})
-    return training.state_dict(model), losses
+    progress = engine.fit(model, torch.optim.Adam(model.parameters(), lr=cfg["lr"]),
+                          segmenter_batches(images, masks, rows, cfg, norm, runtime, device),
+                          lambda logits, y: dice(logits, y) + bce(logits, y), epochs=cfg["epochs"],
+                          checkpoint=checkpoint, rng=np.random.default_rng([seed, seed_streams.TRAIN_SEGMENTER, fold]),
+                          runtime=runtime, device=device, desc=f"train on fold {fold}")
+    return training.state_dict(model), progress.metric("train/loss")
 
 
 def train(params: dict[str, Any]) -> None:
