@@ -15,10 +15,12 @@ import pandas as pd
 import pytest
 from test_cam import intensity_classifier, one_torch_thread  # noqa: F401 (an autouse fixture)
 
-from cxrbench import report_sections, store, training
+from cxrbench import store, training
 from cxrbench.datasets import nih
 from cxrbench.errors import DataError
 from cxrbench.fileio import write_json
+from cxrbench.report import localisation as report_section
+from cxrbench.report.comparison import OURS
 from cxrbench.stages import evaluate_localisation as stage
 
 STORE_SIZE = 128
@@ -211,9 +213,9 @@ def test_box_table_and_scores_on_hand_made_boxes():
 
 def test_localisation_tables_put_the_published_rows_beside_ours(evaluated):
     _, metrics = evaluated
-    table = report_sections.localisation_table(metrics, "iobb", synthetic=False)
+    table = report_section.localisation_table(metrics, "iobb", synthetic=False)
     at_half = table[(table["T(IoBB)"] == 0.5) & (table["measure"] == "accuracy")]
-    assert list(at_half["source"]) == [report_sections.OURS, "Wang et al. 2017, ChestX-ray14 model [P]",
+    assert list(at_half["source"]) == [OURS, "Wang et al. 2017, ChestX-ray14 model [P]",
                                        "ours - Wang et al. 2017"]
     ours, wang, difference = (at_half.iloc[i] for i in range(3))
     assert wang["Nodule"] == 0 and wang["Cardiomegaly"] == pytest.approx(0.9452) and wang["split"] == "bbox_list_2017"
@@ -222,8 +224,8 @@ def test_localisation_tables_put_the_published_rows_beside_ours(evaluated):
     assert wang["comparable"] == "yes"
     assert len(table) == 5 * 2 * 3  # five thresholds, two measures, ours + Table 19 + difference
 
-    synthetic = report_sections.localisation_table(metrics, "iou", synthetic=True)
-    assert set(synthetic.loc[synthetic["source"] == report_sections.OURS, "split"]) == {"bbox_list_2017 (synthetic data)"}
+    synthetic = report_section.localisation_table(metrics, "iou", synthetic=True)
+    assert set(synthetic.loc[synthetic["source"] == OURS, "split"]) == {"bbox_list_2017 (synthetic data)"}
     published_rows = synthetic[synthetic["source"].str.endswith("]")]
     assert set(published_rows["T(IoU)"]) == {0.3} and len(published_rows) == 2  # Wang CVPR 2017 and Hermoza 2020
     assert set(published_rows["comparable"]) == {"no: synthetic data"}
@@ -231,7 +233,7 @@ def test_localisation_tables_put_the_published_rows_beside_ours(evaluated):
 
 def test_localisation_examples_figure_draws_every_example_and_box(evaluated):
     root, _ = evaluated
-    fig = report_sections.localisation_examples_figure(root / "results/localisation")
+    fig = report_section.localisation_examples_figure(root / "results/localisation")
     drawn = [ax for ax in fig.axes if ax.images]
     assert len(drawn) == 5 and all(len(ax.images) == 2 for ax in drawn)  # radiograph + activation map
     boxes = pd.read_csv(root / "results/localisation/boxes.csv")

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cxrbench import report_sections
 from cxrbench.datasets import google_labels, nih
 from cxrbench.datasets.nih import LABELS
 from cxrbench.errors import DataError
+from cxrbench.report import expert_labels as report_section
+from cxrbench.report.comparison import OURS
 from cxrbench.stages import evaluate_expert_labels as stage
 
 PARAMS = {"seed": 0, "evaluate": {"bootstrap": {"resamples": 200, "alpha": 0.05, "unit": "image"}}}
@@ -239,9 +240,9 @@ def test_the_real_expert_labels_are_all_in_the_official_test_part(shared_nih, tm
 
 def test_expert_table_sets_our_results_beside_the_published_ones(evaluated):
     _, metrics = evaluated
-    table = report_sections.expert_labels_table(metrics, synthetic=False)
+    table = report_section.expert_labels_table(metrics, synthetic=False)
     pneumothorax = table[table["finding"] == "Pneumothorax"]
-    ours = pneumothorax[pneumothorax["source"] == f"{report_sections.OURS}: Pneumothorax"].iloc[0]
+    ours = pneumothorax[pneumothorax["source"] == f"{OURS}: Pneumothorax"].iloc[0]
     assert ours["value"] == pytest.approx(11 / 12, abs=1e-6) and ours["split"] == "google_test"
     assert ours["95% CI"] == f"{metrics['four_findings']['findings']['Pneumothorax']['ci_low']:.3f}-" \
                              f"{metrics['four_findings']['findings']['Pneumothorax']['ci_high']:.3f}"
@@ -250,20 +251,20 @@ def test_expert_table_sets_our_results_beside_the_published_ones(evaluated):
     radiologist_sensitivity = pneumothorax[(pneumothorax["metric"] == "sensitivity")
                                            & pneumothorax["source"].str.contains("radiologists \\[S\\]")].iloc[0]
     assert radiologist_sensitivity["ours - published"] == pytest.approx(0.6 - 0.792)
-    fracture = table[(table["finding"] == "Fracture") & (table["source"] == report_sections.OURS)].iloc[0]
+    fracture = table[(table["finding"] == "Fracture") & (table["source"] == OURS)].iloc[0]
     assert np.isnan(fracture["value"]) and fracture["note"] == stage.NOT_AVAILABLE
     apart = table[table["split"] == "random_patient"]
     assert len(apart) == 3 and set(apart["comparable"]) == {"no: different split (random_patient)"}
     assert (table.index[table["split"] == "random_patient"] >= len(table) - 3).all()  # shown apart, last
 
     partial = {**metrics, "four_findings": {**metrics["four_findings"], "left_out_outside_split": 3}}
-    partial_table = report_sections.expert_labels_table(partial, synthetic=False)
+    partial_table = report_section.expert_labels_table(partial, synthetic=False)
     compared = partial_table[partial_table["split"] == "google_test"].dropna(subset=["ours - published"])
     on_four = compared["finding"] != "Abnormal"
     assert set(compared.loc[on_four, "comparable"]) == {"no: 3 labelled images outside our split"}
     assert set(compared.loc[~on_four, "comparable"]) <= {"yes"}
 
-    synthetic = report_sections.expert_labels_table(metrics, synthetic=True)
+    synthetic = report_section.expert_labels_table(metrics, synthetic=True)
     assert set(synthetic.loc[synthetic["split"] == "google_test", "comparable"]) == {"no: synthetic data"}
     assert "google_test (synthetic data)" in set(synthetic["split"])
 
@@ -272,7 +273,7 @@ def test_expert_roc_figure_has_a_panel_per_finding_with_reader_points(evaluated)
     root, metrics = evaluated
     roc = pd.read_csv(root / "plots/expert_labels_roc.csv")
     readers = pd.read_csv(root / "plots/expert_labels_readers.csv", dtype={"reader": str})
-    fig = report_sections.expert_roc_figure(roc, readers, metrics, synthetic=True)
+    fig = report_section.expert_roc_figure(roc, readers, metrics, synthetic=True)
     panels = {ax.get_title().split(":")[0]: ax for ax in fig.axes if ax.get_title()}
     assert set(panels) == {"Fracture", "Pneumothorax", "Airspace opacity", "Nodule/mass", "Abnormal"}
     assert len(panels["Abnormal"].lines) == 3  # two scores and the chance line

@@ -8,8 +8,8 @@ import yaml
 
 from cxrbench import config
 from cxrbench.errors import DataError
-from cxrbench.report_sections import comparability
-from cxrbench.report_statistics import nih_split_method, nih_split_name
+from cxrbench.report.comparison import comparability
+from cxrbench.report.datasets import nih_split_method, nih_split_name
 
 LOCAL_PATHS = ["source.jsrt=/x", "source.scr=/x", "source.nih=/x", "source.google=/x"]
 CHEXNET_RECIPE = {"model": "densenet121", "batch_size": 16, "lr": 0.001, "lr_decay": 0.1, "hflip": True}

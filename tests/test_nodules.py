@@ -12,9 +12,12 @@ import pytest
 import torch
 import yaml
 
-from cxrbench import config, nodules, nodules_report, store
+from cxrbench import config, nodules, store
 from cxrbench.errors import DataError
 from cxrbench.published import load as load_published
+from cxrbench.report import nodules as report_section
+from cxrbench.report.document import Report
+from cxrbench.report.run import Run
 from cxrbench.stages import decode_jsrt, evaluate_nodules, split_jsrt, train_nodules
 
 SIZE = 32
@@ -330,16 +333,17 @@ def test_killed_run_resumes_to_the_same_models(trained, tmp_path, monkeypatch):
     assert not list((tmp_path / "checkpoints").glob("*"))
 
 
-def test_report_pieces(trained):
+def test_report_section(trained):
     published = load_published(task="jsrt_nodules")
-    pieces = nodules_report.report_pieces(published, synthetic=True, root=trained)
-    captions = [caption for caption, _ in pieces.tables]
-    assert len(captions) == 4 and "not comparable" in captions[3]
-    folds, classification, froc_by_group, beside = (table for _, table in pieces.tables)
-    assert folds.groupby("task")["cases"].sum().to_dict() == {"malignancy": 8, "nodule": 14}
     metrics = json.loads((trained / "metrics/nodules.json").read_text())
+    split_info = json.loads((trained / "data/splits/jsrt_nodules.json").read_text())
+    curves = pd.read_csv(trained / "results/nodules/froc.csv")
+    folds = report_section.split_table(split_info)
+    assert folds.groupby("task")["cases"].sum().to_dict() == {"malignancy": 8, "nodule": 14}
+    classification = report_section.classification_table(metrics)
     assert classification["AUC"].iloc[0] == pytest.approx(metrics["classification"]["nodule"]["auc"])
-    assert froc_by_group["nodules"].iloc[0] == "all"
+    assert report_section.froc_table(metrics)["nodules"].iloc[0] == "all"
+    beside = report_section.published_table(published, metrics, curves, synthetic=True)
     assert len(beside) == len(published) and (beside["comparable"] == "no: different split (paper_protocol)").all()
     assert (beside["our split"] == "jsrt_nodule_folds (synthetic data)").all()
     cad = beside[beside["metric"] == "sensitivity_at_fp_per_image"]
@@ -351,9 +355,13 @@ def test_report_pieces(trained):
     for metric, level in (("roc_az_lowest_subtlety_group", "1"), ("roc_az_highest_subtlety_group", "5")):
         ours = beside.loc[beside["metric"] == metric, "ours"].iloc[0]
         assert ours == by_subtlety[level]["auc"] if level in by_subtlety else np.isnan(ours)
-    assert len(pieces.figures) == 2
-    for figure, caption in pieces.figures:
-        assert caption and figure.axes
+
+    report = Report("nodules")
+    report_section.section(report, Run({"datasets": ["jsrt", "scr"], "source": {"kind": "synthetic"}}, root=trained))
+    captions = [line for line in report.markdown().splitlines() if line.startswith("### ")]
+    assert len(captions) == 4 and "not comparable" in captions[3]
+    page = report.html()
+    assert page.count("<figure>") == 3 and page.count('src="data:image/png;base64,') == 3
 
 
 # --- parameters ------------------------------------------------------------------------------------------------

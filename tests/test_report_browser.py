@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrbench.report import Report
+from cxrbench.report.document import Report
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

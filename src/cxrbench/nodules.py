@@ -1,5 +1,5 @@
-"""JSRT nodule tasks: what the split, training and evaluation stages share (the report's pieces are in
-cxrbench.nodules_report, so that these stages do not depend on the metrics and plotting code).
+"""JSRT nodule tasks: what the split, training and evaluation stages share (the report's section is in
+cxrbench.report.nodules, so that these stages do not depend on the metrics and plotting code).
 
 Two classification tasks, each cross-validated by case (data/splits/jsrt_nodules.csv):
     nodule       nodule vs no nodule, every case, scored by the heat-map model's peak (the usual CAD image score);

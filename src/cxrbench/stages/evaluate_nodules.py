@@ -11,7 +11,7 @@ case scored by the models that did not train on it.
   curve counts its own nodules; candidates on other nodules are neither hits nor false positives there, so all
   curves share the overall false-positive axis).
 Writes metrics/nodules.json (DVC metrics), plots/nodules_froc.csv (DVC plot of the overall FROC) and
-results/nodules/{predictions.csv, candidates.csv, froc.csv} for the report (cxrbench.nodules_report.report_pieces).
+results/nodules/{predictions.csv, candidates.csv, froc.csv} for the report (cxrbench.report.nodules).
 """
 
 from __future__ import annotations

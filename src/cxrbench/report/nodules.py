@@ -1,15 +1,12 @@
-"""Report pieces for the JSRT nodule tasks: AUC and FROC tables, the comparison with the published JSRT
-results, the FROC curves and held-out examples, from what the stage evaluate_nodules wrote.
+"""Section JSRT nodules: the split, AUC and FROC tables, the comparison with the published JSRT results, the
+training curves, FROC curves and held-out examples, from what split_jsrt, train_nodules and evaluate_nodules wrote.
 
 Every published JSRT nodule result used its paper's own protocol, none our k-fold split, so all of them are
-shown apart from ours and labelled not comparable (cxrbench.report_sections.comparability).
+labelled not comparable (cxrbench.report.comparison).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from cxrbench import store
+from cxrbench import artefacts, store
 from cxrbench.metrics.froc import FrocCurve, sensitivity_at
 from cxrbench.nodules import (
     FP_PER_IMAGE,
@@ -25,18 +22,13 @@ from cxrbench.nodules import (
     nodule_radius_jsrt_px,
     to_store_coords,
 )
-from cxrbench.report_sections import _our_split, comparability
+from cxrbench.published import load as load_published
+from cxrbench.report.comparison import Beside, Published, comparison_table, our_split_name
+from cxrbench.report.document import Report
+from cxrbench.report.run import Run
+from cxrbench.report.training import curves_figure
 
 NODULE_SPLIT = "jsrt_nodule_folds"  # our split's name in the comparison (data/splits/jsrt_nodules.csv)
-
-
-@dataclass
-class ReportPieces:
-    """What the report shows for the JSRT nodule tasks: (caption, table) and (matplotlib figure, caption)."""
-
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    figures: list[tuple[Figure, str]] = field(default_factory=list)
-
 
 TASK_TITLES = {"nodule": "nodule vs no nodule", "malignancy": "malignant vs benign"}
 # The observer study's Az of its lowest and highest subtlety groups (1: extremely subtle, 5: obvious)
@@ -75,7 +67,7 @@ def published_table(published: pd.DataFrame, metrics: dict[str, Any], curves: pd
     difference, and both splits: a row on another split than ours is labelled not comparable."""
     overall = froc_curve_from_table(curves, "all", metrics["nodules"], metrics["cases"])
     by_subtlety = metrics["classification"]["nodule_by_subtlety"]
-    rows = []
+    papers = []
     for row in published.itertuples(index=False):
         ours, ours_ci, measure = np.nan, "", ""
         if row.metric == "sensitivity_at_fp_per_image":
@@ -86,12 +78,15 @@ def published_table(published: pd.DataFrame, metrics: dict[str, Any], curves: pd
             m = by_subtlety[level]
             ours, ours_ci = _number(m["auc"]), _interval(m["ci_low"], m["ci_high"])
             measure = f"heat-map peak AUC, subtlety {level} nodules vs cases without a nodule"
-        rows.append({"source": row.source, "method": row.method, "metric": row.metric,
-                     "FP/image": row.threshold, "published": row.value, "split": row.split, "ours": ours,
-                     "ours 95% CI": ours_ci, "ours - published": ours - row.value,
-                     "our measure": measure or "not measured", "our split": _our_split(NODULE_SPLIT, synthetic),
-                     "comparable": comparability(row.split, NODULE_SPLIT, synthetic)})
-    return pd.DataFrame(rows)
+        papers.append(Published({"source": row.source, "method": row.method, "metric": row.metric,
+                                 "FP/image": row.threshold, "published": row.value, "split": row.split, "ours": ours,
+                                 "ours 95% CI": ours_ci, "ours - published": ours - row.value,
+                                 "our measure": measure or "not measured",
+                                 "our split": our_split_name(NODULE_SPLIT, synthetic)}))
+    columns = ["source", "method", "metric", "FP/image", "published", "split", "ours", "ours 95% CI",
+               "ours - published", "our measure", "our split", "comparable"]
+    # our numbers sit in the published rows: no paper used our split, so there is no row of ours alone
+    return comparison_table([Beside([], papers)], columns, our_split=NODULE_SPLIT, synthetic=synthetic)
 
 
 def split_table(split_info: dict[str, Any]) -> pd.DataFrame:
@@ -143,35 +138,29 @@ def examples_figure(images: np.ndarray, index: pd.DataFrame, candidates: pd.Data
     return fig
 
 
-def report_pieces(published: pd.DataFrame, *, synthetic: bool, root: Path = Path(".")) -> ReportPieces:
-    """Tables and figures of the JSRT nodule results for the report, from the outputs of evaluate_nodules.
-
-    `published` is `cxrbench.published.load(task="jsrt_nodules")`; `synthetic` marks the comparison as made
-    on synthetic data. Reads data/splits/jsrt_nodules.json, metrics/nodules.json, results/nodules/ and the
-    JSRT store under `root`.
-    """
-    split_info = json.loads((root / "data" / "splits" / "jsrt_nodules.json").read_text())
-    metrics = json.loads((root / "metrics" / "nodules.json").read_text())
-    curves = pd.read_csv(root / "results" / "nodules" / "froc.csv")
-    candidates = pd.read_csv(root / "results" / "nodules" / "candidates.csv")
-    jsrt_store = root / "data" / "store" / "jsrt"
-    index = store.read_index(jsrt_store)
+def section(report: Report, run: Run) -> None:
+    report.heading("JSRT nodules")
+    split_info = run.json(artefacts.SPLIT_JSRT_NODULES_INFO)
+    metrics = run.json(artefacts.METRICS_NODULES)
+    curves = run.csv(artefacts.RESULTS_NODULES / "froc.csv")
+    published = load_published(task="jsrt_nodules")
     folds = f"{metrics['folds']} folds by case, every case scored by the models that did not train on it"
-    pieces = ReportPieces()
-    pieces.tables.append((f"JSRT nodule split: stratified k-fold by case (seed {split_info['seed']}, "
-                          f"{split_info['folds']} folds per task)", split_table(split_info)))
-    pieces.tables.append((f"JSRT nodule classification: out-of-fold ROC AUC ({folds}), 95% bootstrap CI over cases",
-                          classification_table(metrics)))
-    pieces.tables.append((f"JSRT nodule localisation: FROC sensitivity ({metrics['cases']} images, "
-                          f"{metrics['nodules']} nodules; a candidate hits within the nodule's radius)",
-                          froc_table(metrics)))
-    pieces.tables.append(("Published JSRT nodule results beside ours (each paper used its own protocol: "
-                          "not comparable)", published_table(published, metrics, curves, synthetic)))
-    pieces.figures.append((froc_figure(curves, published), "FROC curves of the heat-map candidates, overall and "
-                           "by subtlety, with published CAD points"))
-    pieces.figures.append((examples_figure(store.open_array(store.find_images(jsrt_store)), index, candidates),
-                           "Held-out nodule cases: true nodule (red circle) and the best candidates (green: hit)"))
-    return pieces
+    report.table(split_table(split_info), f"JSRT nodule split: stratified k-fold by case (seed {split_info['seed']}, "
+                                          f"{split_info['folds']} folds per task)")
+    report.table(classification_table(metrics),
+                 f"JSRT nodule classification: out-of-fold ROC AUC ({folds}), 95% bootstrap CI over cases")
+    report.table(froc_table(metrics), f"JSRT nodule localisation: FROC sensitivity ({metrics['cases']} images, "
+                                      f"{metrics['nodules']} nodules; a candidate hits within the nodule's radius)")
+    report.table(published_table(published, metrics, curves, run.synthetic),
+                 "Published JSRT nodule results beside ours (each paper used its own protocol: not comparable)")
+    report.figure(curves_figure(run.path(artefacts.LIVE_NODULES), "JSRT nodule models"),
+                  "JSRT nodule models: training loss per epoch, mean over the folds")
+    report.figure(froc_figure(curves, published),
+                  "FROC curves of the heat-map candidates, overall and by subtlety, with published CAD points")
+    jsrt_store = run.path(artefacts.STORE_JSRT)
+    report.figure(examples_figure(store.open_array(store.find_images(jsrt_store)), run.jsrt_index,
+                                  run.csv(artefacts.RESULTS_NODULES / "candidates.csv")),
+                  "Held-out nodule cases: true nodule (red circle) and the best candidates (green: hit)")
 
 
 def _number(value: float | None) -> float:

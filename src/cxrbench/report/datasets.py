@@ -1,21 +1,66 @@
-"""Report sections on the datasets and the splits: how each split was made (data/splits/nih.json, the SCR
-folds) and the describe_datasets statistics (results/datasets/*.json) as tables and figures."""
+"""The report's opening line (which datasets the run used, which not, and what that left out) and its section
+Datasets: counts, how each split was made (data/splits/nih.json, the SCR folds) and the describe_datasets
+statistics (results/datasets/*.json) as tables and figures, for the datasets used."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cxrbench.report import Report
+from cxrbench import artefacts
+from cxrbench.report.document import Report
+from cxrbench.report.run import Run
 from cxrbench.stats import cooccurrence_figure
 from cxrbench.vocabulary import LABELS
 
 OFFICIAL = "official"
 PARTS = ("train", "val", "test")
+DATASET_NAMES = {"jsrt": "JSRT", "scr": "SCR", "nih": "NIH ChestX-ray14", "google": "Google's expert labels for NIH"}
+# What a dataset's absence leaves out of the report, in one sentence each (google only matters with nih).
+LEFT_OUT = {
+    "jsrt": "SCR segmentation and the JSRT nodule tasks are left out (JSRT and SCR are not in `datasets`).",
+    "nih": "NIH classification, localisation and the expert-label evaluation are left out (NIH is not in `datasets`).",
+    "google": "The evaluation against Google's expert labels is left out: their files were not given (they are "
+              "released through a Google form; add google to `datasets` and set source.google to use them).",
+}
+
+
+def datasets_used(datasets: list[str]) -> str:
+    """Which datasets this run used, which not, and what their absence leaves out."""
+    used = ", ".join(DATASET_NAMES[name] for name in DATASET_NAMES if name in datasets)
+    unused = [name for name in DATASET_NAMES if name not in datasets]
+    text = f"Datasets used: {used}."
+    if unused:
+        text += f" Not used: {', '.join(DATASET_NAMES[name] for name in unused)}."
+        text += "".join(f" {LEFT_OUT[name]}" for name in LEFT_OUT
+                        if name in unused and (name != "google" or "nih" in datasets))
+    return text
+
+
+def section(report: Report, run: Run) -> None:
+    """Datasets: counts, splits and statistics of the datasets used (jsrt comes with scr: config.validate)."""
+    jsrt_index = run.jsrt_index if "jsrt" in run.datasets else None
+    report.heading("Datasets")
+    report.table(dataset_counts(jsrt_index, run.nih_index if "nih" in run.datasets else None), "Counts")
+    _splits(report, run.nih_split if "nih" in run.datasets else None, jsrt_index)
+    _statistics(report, run)
+
+
+def dataset_counts(jsrt_index: pd.DataFrame | None, nih_index: pd.DataFrame | None) -> pd.DataFrame:
+    rows = []
+    if jsrt_index is not None:
+        folds = jsrt_index["fold"]
+        rows += [{"dataset": "JSRT", "images": len(jsrt_index), "patients": len(jsrt_index),
+                  "detail": f"{int(jsrt_index['nodule'].sum())} with a nodule, "
+                            f"{int((~jsrt_index['nodule'].astype(bool)).sum())} without"},
+                 {"dataset": "SCR", "images": len(jsrt_index), "patients": len(jsrt_index),
+                  "detail": f"5 objects per image; fold 1: {int((folds == 1).sum())}, fold 2: {int((folds == 2).sum())}"}]
+    if nih_index is not None:
+        rows.append({"dataset": "NIH ChestX-ray14", "images": len(nih_index), "patients": int(nih_index["patient"].nunique()),
+                     "detail": f"{int((nih_index[list(LABELS)].sum(axis=1) == 0).sum())} No Finding"})
+    return pd.DataFrame(rows)
 
 
 def nih_split_name(info: dict[str, Any]) -> str:
@@ -55,7 +100,7 @@ def nih_split_method(info: dict[str, Any]) -> str:
     return text + " Source files and their sha256 are in data/splits/nih.json."
 
 
-def splits_section(report: Report, info: dict[str, Any] | None, scr_index: pd.DataFrame | None) -> None:
+def _splits(report: Report, info: dict[str, Any] | None, scr_index: pd.DataFrame | None) -> None:
     """The NIH split (from nih.json) and the SCR folds, for the datasets used (None: not used)."""
     report.heading("Splits")
     if info is not None:
@@ -107,16 +152,16 @@ def _square(nested: dict[str, dict[str, int]]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(nested, orient="index")
 
 
-def statistics_section(report: Report, directory: str | Path, datasets: list[str]) -> None:
+def _statistics(report: Report, run: Run) -> None:
     """The describe_datasets outputs of the datasets used: NIH tables, age histogram, co-occurrence heat maps and
     the comparison with the release page; JSRT nodules; SCR object areas per fold."""
-    directory = Path(directory)
+    directory = artefacts.RESULTS_DATASETS
     report.heading("Dataset statistics")
-    if "nih" in datasets:
-        _nih_statistics(report, json.loads((directory / "nih.json").read_text()))
-    if "jsrt" in datasets:
-        _jsrt_scr_statistics(report, json.loads((directory / "jsrt.json").read_text())["statistics"],
-                             json.loads((directory / "scr.json").read_text())["statistics"])
+    if "nih" in run.datasets:
+        _nih_statistics(report, run.json(directory / "nih.json"))
+    if "jsrt" in run.datasets:
+        _jsrt_scr_statistics(report, run.json(directory / "jsrt.json")["statistics"],
+                             run.json(directory / "scr.json")["statistics"])
 
 
 def _nih_statistics(report: Report, nih_doc: dict[str, Any]) -> None:

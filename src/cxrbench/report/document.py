@@ -1,4 +1,5 @@
-"""Building blocks of the report: figures as embedded PNGs and tables as HTML/Markdown from one source."""
+"""The report as a document: sections of headings, paragraphs, tables (HTML and Markdown from one source) and
+figures (embedded PNGs), rendered to one self-contained HTML page and a Markdown summary."""
 
 from __future__ import annotations
 
