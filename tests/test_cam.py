@@ -1,5 +1,5 @@
-"""Class activation maps of the MONAI DenseNet-121: the map's mean is the logit, the maps follow the image,
-and batching never changes them."""
+"""Class activation maps of the shipped classifiers (MONAI DenseNet-121, ResNet-50, EfficientNet-B0): the map's
+mean is the logit, the maps follow the image, and batching never changes them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from monai.networks.nets import DenseNet121
 
 from cxrbench.cam import BOX_SPACE, class_activation_maps, feature_grid, heatmaps_for_pairs
 from cxrbench.metrics.localisation import heatmap_to_boxes, iobb
-from cxrbench.models.networks import build_classifier
+from cxrbench.models import networks
+from helpers.models import network
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,7 +35,7 @@ def intensity_classifier(n_labels: int) -> torch.nn.Module:
     transition passes channel 0 on (a dense block concatenates its input, so channel 0 crosses it unchanged).
     The classifier weights read channel 0 only, so class activation maps must light up bright regions.
     """
-    model = build_classifier({}, n_labels)
+    model = DenseNet121(spatial_dims=2, in_channels=1, out_channels=n_labels)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -55,7 +57,7 @@ def intensity_classifier(n_labels: int) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def random_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_classifier({}, 14).eval()
+    return DenseNet121(spatial_dims=2, in_channels=1, out_channels=14).eval()
 
 
 def test_each_map_averages_to_its_logit(random_model):
@@ -66,6 +68,23 @@ def test_each_map_averages_to_its_logit(random_model):
     with torch.no_grad():
         logits = random_model(x)
     torch.testing.assert_close(maps.mean(dim=(-2, -1)), logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("option", ["resnet50", "efficientnet_b0"])
+def test_other_shipped_classifiers_give_maps_that_average_to_their_logits(option):
+    torch.manual_seed(0)
+    model = networks.build(network("classifier", option)).eval()
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 1, 64, 64)).astype(np.float32))
+    maps = class_activation_maps(model, x, out_size=None)
+    assert maps.shape == (2, 14, 2, 2)
+    with torch.no_grad():
+        logits = model(x)
+    torch.testing.assert_close(maps.mean(dim=(-2, -1)), logits, atol=1e-4, rtol=1e-4)
+
+
+def test_a_network_without_global_pooling_and_a_linear_head_is_refused():
+    with pytest.raises(TypeError, match="global average pooling"):
+        class_activation_maps(torch.nn.Conv2d(1, 14, 3), torch.zeros(1, 1, 8, 8))
 
 
 def test_chosen_classes_are_the_same_maps_upsampled(random_model):
@@ -113,7 +132,3 @@ def test_pairs_give_the_same_maps_in_any_batch_size(random_model):
     with pytest.raises(ValueError, match="1-D and of equal length"):
         next(heatmaps_for_pairs(random_model, images, rows, classes[:2], norm, torch.device("cpu")))
 
-
-def test_other_networks_are_refused():
-    with pytest.raises(TypeError, match="MONAI DenseNet"):
-        class_activation_maps(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), torch.zeros(1, 1, 8, 8))

@@ -1,5 +1,5 @@
-"""The NIH split options and the experiments that pin them: composed with Hydra's compose API, validated
-against the schema, and named honestly in the report."""
+"""The NIH split options and the experiments that pin them (split, network, initialisation, recipe): composed
+with Hydra's compose API, validated against the schema, and named honestly in the report."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from cxrbench.report.comparison import comparability
 from cxrbench.report.datasets import nih_split_method, nih_split_name
 
 LOCAL_PATHS = ["source.jsrt=/x", "source.scr=/x", "source.nih=/x", "source.google=/x"]
-CHEXNET_RECIPE = {"model": "densenet121", "batch_size": 16, "lr": 0.001, "lr_decay": 0.1, "hflip": True}
+CHEXNET_RECIPE = {"batch_size": 16, "lr": 0.001, "lr_decay": 0.1, "hflip": True}
+EXPERIMENTS = sorted(p.stem for p in (config.CONFIG_DIR / "experiment").glob("*.yaml"))
 
 
 def composed(*overrides: str) -> dict:
@@ -21,19 +22,33 @@ def composed(*overrides: str) -> dict:
     return params
 
 
-@pytest.mark.parametrize(("experiment", "scheme", "views"), [
-    ("chexnet_official", "official", ["PA", "AP"]),
-    ("chexnet_random_patients", "random_patients", ["PA", "AP"]),
-    ("chexnet_official_pa", "official", ["PA"]),
+@pytest.mark.parametrize(("experiment", "scheme", "views", "network"), [
+    ("chexnet_official", "official", ["PA", "AP"], "densenet121"),
+    ("chexnet_random_patients", "random_patients", ["PA", "AP"], "densenet121"),
+    ("chexnet_official_pa", "official", ["PA"], "densenet121"),
+    ("wang2017_resnet50_official", "official", ["PA", "AP"], "resnet50"),
 ])
-def test_nih_experiments_pin_their_split_and_the_chexnet_recipe(experiment, scheme, views):
+def test_nih_experiments_pin_their_split_network_and_the_chexnet_recipe(experiment, scheme, views, network):
     params = composed(f"experiment={experiment}", *LOCAL_PATHS)
     split = params["split"]["nih"]
     assert (split["scheme"], split["views"], split["labels_agree_with"]) == (scheme, views, None)
     assert params["source"]["kind"] == "local" and params["decode"]["nih"]["size"] == 224
+    assert params["datasets"] == ["nih"]
     assert CHEXNET_RECIPE.items() <= params["train"]["classifier"].items()
+    classifier = params["model"]["classifier"]
+    assert (classifier["name"], classifier["init"]) == (network, "imagenet")  # the papers start from ImageNet
+    assert config.imagenet_weights(params)["classifier"]["file"].endswith(".pth")
     if scheme == "random_patients":
         assert split["fractions"] == {"train": 0.7, "val": 0.1, "test": 0.2} and "val_fraction" not in split
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_file_composes_validates_and_says_what_it_could_not_match(experiment):
+    params = composed(f"experiment={experiment}", *LOCAL_PATHS)
+    text = (config.CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_\n#")  # every file explains itself
+    if params["model"]["classifier"]["init"] == "imagenet":
+        assert "\n# Not matched:" in text
 
 
 def test_each_scheme_takes_only_its_own_fractions():

@@ -272,7 +272,7 @@ def test_evaluation_is_out_of_fold_and_complete(trained):
     assert metrics["cases"] == 14 and metrics["nodules"] == 8 and metrics["folds"] == FOLDS
     for task in nodules.TASKS:
         summary = metrics["classification"][task]
-        assert summary["model"] == nodules.TASK_MODELS[task]
+        assert summary["model"] == nodules.task_models(json.loads((trained / "models/nodules/config.json").read_text())["networks"])[task]
         assert summary["ci_low"] <= summary["auc"] <= summary["ci_high"]
     assert set(metrics["froc"]["all"]["sensitivity_at_fp_per_image"]) == {"1", "2", "4"}
     candidates = pd.read_csv(trained / "results/nodules/candidates.csv")

@@ -15,6 +15,7 @@ SPLIT_NIH, SPLIT_NIH_INFO = _DATA / "splits" / "nih.csv", _DATA / "splits" / "ni
 SPLIT_JSRT_NODULES, SPLIT_JSRT_NODULES_INFO = _DATA / "splits" / "jsrt_nodules.csv", _DATA / "splits" / "jsrt_nodules.json"
 
 MODEL_CLASSIFIER, MODEL_SEGMENTER, MODEL_NODULES = Path("models/classifier"), Path("models/segmenter"), Path("models/nodules")
+MODEL_CONFIG, MODEL_THROUGHPUT = "config.json", "throughput.json"  # in each of those folders
 # dvclive folders; each holds metrics.json and plots/metrics/ (the training curves), declared as such
 LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES = Path("dvclive/classifier"), Path("dvclive/segmenter"), Path("dvclive/nodules")
 LIVE_OUTPUTS = ("metrics.json", "plots/metrics")

@@ -1,11 +1,14 @@
 """Class activation maps (Zhou et al., "Learning deep features for discriminative localization", CVPR 2016)
 of the NIH classifier, for Wang et al.'s weakly supervised localisation.
 
-MONAI's DenseNet-121 ends in ReLU -> global average pooling -> one linear layer, so for class k
+A network that ends in global average pooling and one linear layer (MONAI's DenseNet, ResNet and
+EfficientNet all do) gives, for class k and the feature maps F entering the pooling,
 
-    CAM_k(position) = W_k . relu(features(position)) + b_k,    logit_k = mean over positions of CAM_k.
+    CAM_k(position) = W_k . F(position) + b_k,    logit_k = mean over positions of CAM_k.
 
-The maps are computed for a whole batch at the resolution of the last feature map (input / 32) and
+F is read with a forward hook on the last AdaptiveAvgPool2d, and (W, b) are the last nn.Linear's, so the maps
+need nothing of the network's internals. They are computed for a whole batch at the resolution of the last
+feature map (input / 32 for these networks) and
 upsampled bilinearly to the 1024-pixel space of the NIH images, where BBox_List_2017's boxes live.
 """
 
@@ -23,13 +26,26 @@ from cxrbench.vocabulary import NIH_MAX
 BOX_SPACE = 1024  # NIH boxes are given in the original 1024 x 1024 pixel space
 
 
-def _cam_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Linear]:
-    """(feature extractor, activation before pooling, final linear layer) of a MONAI DenseNet."""
-    head = getattr(model, "class_layers", None)
-    if not hasattr(model, "features") or head is None or not isinstance(getattr(head, "out", None), torch.nn.Linear):
-        raise TypeError("class activation maps need a MONAI DenseNet (features + class_layers.out), "
-                        f"got {type(model).__name__}")
-    return model.features, head.relu, head.out
+def _cam_parts(model: torch.nn.Module) -> tuple[torch.nn.AdaptiveAvgPool2d, torch.nn.Linear]:
+    """The network's global average pooling and its final linear layer (the last of each)."""
+    pools = [m for m in model.modules() if isinstance(m, torch.nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not pools or not linears:
+        raise TypeError("class activation maps need a network that ends in global average pooling "
+                        f"(nn.AdaptiveAvgPool2d(1)) and one nn.Linear layer; {type(model).__name__} does not")
+    return pools[-1], linears[-1]
+
+
+def _feature_maps(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The feature maps (B, C, h, w) entering the global average pooling, for the input batch `x`."""
+    pool, _ = _cam_parts(model)
+    seen = []
+    hook = pool.register_forward_hook(lambda _module, inputs, _output: seen.append(inputs[0]))
+    try:
+        model(x)
+    finally:
+        hook.remove()
+    return seen[-1]
 
 
 @torch.no_grad()
@@ -45,9 +61,9 @@ def class_activation_maps(
     of the bilinearly upsampled maps (None keeps the feature-map resolution, where the spatial mean of each
     map is the class logit). Returns float (B, m, out_size, out_size).
     """
-    features, activation, linear = _cam_parts(model)
+    _, linear = _cam_parts(model)
     model.eval()
-    feature_maps = activation(features(x))  # (B, C, h, w)
+    feature_maps = _feature_maps(model, x)  # (B, C, h, w)
     n_images, n_classes = feature_maps.shape[0], linear.out_features
     if classes is None:
         classes = torch.arange(n_classes, device=x.device).expand(n_images, n_classes)
@@ -65,9 +81,8 @@ def class_activation_maps(
 def feature_grid(model: torch.nn.Module, input_size: int, device: torch.device) -> int:
     """Side of the last feature map, the maps' native resolution, for square inputs of `input_size` px
     (input / 32 for DenseNet-121: a 32-pixel input leaves one cell, and maps without any location)."""
-    features, _, _ = _cam_parts(model)
     model.eval()
-    return int(features(torch.zeros(1, 1, input_size, input_size, device=device)).shape[-1])
+    return int(_feature_maps(model, torch.zeros(1, 1, input_size, input_size, device=device)).shape[-1])
 
 
 def heatmaps_for_pairs(

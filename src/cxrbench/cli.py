@@ -26,7 +26,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
         return 0
     output = Path(args.output)
     dvc_yaml = output.with_name(config.DVC_YAML.name)
-    write_text(dvc_yaml, config.compose_dvc_yaml(params["datasets"]))
+    write_text(dvc_yaml, config.compose_dvc_yaml(params))
     write_text(output, text)
     print(f"wrote {output} and {dvc_yaml}" + (f" ({' '.join(args.overrides)})" if args.overrides else "")
           + f": datasets {', '.join(params['datasets'])}")
@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("path", help="the folder holding your copy")
     verify.add_argument("--json", action="store_true", help="print the result as JSON (for machines)")
     verify.set_defaults(func=cmd_verify)
+    weights = sub.add_parser("weights", help="the published ImageNet weights params.yaml asks for: check them, or "
+                             "fetch the missing ones once with --fetch (dvc import-url)")
+    weights.add_argument("--fetch", action="store_true", help="download missing files with `dvc import-url`")
+    weights.add_argument("--params", default="params.yaml", help="the parameters to read (default: params.yaml)")
+    weights.set_defaults(func=cmd_weights)
     return parser
 
 
@@ -133,6 +138,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = verify(args.dataset, args.path)
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_report(result))
     return 1 if result["problems"] else 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    """The published ImageNet weights params.yaml asks for: present and checked, or how to get them. With --fetch,
+    `dvc import-url` brings each missing file once (the one step that uses the network) and records its URL and
+    checksum in a .dvc file beside it, for git."""
+    import subprocess
+
+    from cxrbench.models.pretrained import require_file
+
+    params = config.load(args.params)
+    wanted = config.imagenet_weights(params)
+    if not wanted:
+        print(f"{args.params}: no network starts from ImageNet weights (model.<task>.init)")
+        return 0
+    missing = 0
+    for task, spec in wanted.items():
+        if args.fetch and not Path(spec["file"]).is_file():
+            print(f"model.{task}: {config.fetch_command(spec)}", flush=True)
+            Path(spec["file"]).parent.mkdir(parents=True, exist_ok=True)
+            if subprocess.run(config.fetch_command(spec).split()).returncode != 0:
+                raise DataError(spec["file"], f"`{config.fetch_command(spec)}` failed (its message is above)",
+                                f"download {spec['url']} yourself and set model.{task}.imagenet.file=PATH")
+        try:
+            path, digest = require_file(spec, task)
+            print(f"model.{task}: {path} (sha256 {digest[:16]}..., {spec['url']})")
+        except DataError as err:
+            print(f"model.{task}: {err}")
+            missing += 1
+    return 1 if missing else 0
 
 
 def main(argv: list[str] | None = None) -> int:

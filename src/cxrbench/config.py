@@ -36,6 +36,10 @@ COMPOSE_HINT = ("run `cxrbench compose` with your overrides: it writes params.ya
                 "(`dvc exp run -S datasets=...` rewrites params.yaml only)")
 
 
+# model.<task>.init: random weights, the network's published ImageNet weights, or else a path to weights of ours
+INIT_RANDOM, INIT_IMAGENET = "random", "imagenet"
+
+
 def compose_yaml(overrides: Sequence[str] = (), config_dir: Path = CONFIG_DIR) -> str:
     """The params.yaml text that `dvc exp run -S <overrides>` would write."""
     from hydra import compose, initialize_config_dir
@@ -61,6 +65,11 @@ def validate(params: dict[str, Any], source: str | Path = "params.yaml") -> None
             lines.append(f"  {key}: {err.message}" + (f" (allowed: {allowed})" if allowed else ""))
         raise DataError(source, "parameters do not match workflow/schemas/params.schema.yaml:\n" + "\n".join(lines),
                         "edit configs/ (or your override) and recompose with `cxrbench compose`")
+    problems = model_problems(params)
+    if problems:
+        raise DataError(source, "the networks cannot be initialised as configured:\n" + "\n".join(f"  {p}" for p in problems),
+                        "pick `init: random`, `init: imagenet` for a network whose config has `imagenet:` weights, "
+                        "or the path of a state dict")
     problems = dataset_problems(params)
     if problems:
         raise DataError(source, "the datasets cannot be had as configured:\n" + "\n".join(f"  {p}" for p in problems),
@@ -77,6 +86,42 @@ def dataset_problems(params: dict[str, Any]) -> list[str]:
         problems += [f"source.{name}: not set, but datasets lists {name}: set source.{name}=/path/to/your/copy "
                      f"(source.kind={source['kind']})" for name in chosen if not source[name]]
     return problems
+
+
+def model_problems(params: dict[str, Any]) -> list[str]:
+    """ImageNet initialisation asked of a network without published ImageNet weights."""
+    return [f"model.{task}.init: imagenet, but model.{task} ({network['name']}) names no ImageNet weights "
+            "(no `imagenet:` block)" for task, network in params["model"].items()
+            if network["init"] == INIT_IMAGENET and "imagenet" not in network]
+
+
+def init_files(network: dict[str, Any]) -> list[str]:
+    """The file a network's initial weights come from (none for random): a dependency of its training stage."""
+    init = network["init"]
+    return [] if init == INIT_RANDOM else [network["imagenet"]["file"] if init == INIT_IMAGENET else init]
+
+
+def imagenet_weights(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`model.<task>.imagenet` of each network that starts from ImageNet weights, by task."""
+    return {task: network["imagenet"] for task, network in params["model"].items() if network["init"] == INIT_IMAGENET}
+
+
+def fetch_command(spec: dict[str, Any]) -> str:
+    """How published weights enter a project: DVC downloads them once and records their URL and checksum."""
+    return f"dvc import-url {spec['url']} {spec['file']}"
+
+
+def missing_weights(task: str, spec: dict[str, Any]) -> DataError:
+    return DataError(spec["file"], f"missing: model.{task}.init=imagenet loads these published ImageNet weights "
+                                   f"(sha256 {spec['sha256']}..., from {spec['url']})",
+                     f"run `cxrbench weights --fetch` (it runs `{fetch_command(spec)}`), or download the URL yourself "
+                     f"and set model.{task}.imagenet.file=/path/to/{Path(spec['url']).name}")
+
+
+def _initial_weights(stage: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """The initial-weight files of the networks a stage's params name (`model.<task>`)."""
+    return [path for key in stage.get("params", []) if key.startswith("model.")
+            for path in init_files(params["model"][key.split(".")[1]])]
 
 
 def _allowed(err: jsonschema.ValidationError) -> str:
@@ -107,9 +152,11 @@ def stage_outputs(stage: dict[str, Any]) -> list[str]:
     return [_entry_path(e) for kind in ("outs", "metrics", "plots") for e in stage.get(kind) or []]
 
 
-def compose_pipeline(datasets: Sequence[str], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION) -> dict:
+def compose_pipeline(datasets: Sequence[str], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION,
+                     params: dict[str, Any] | None = None) -> dict:
     """The stages of workflow/pipeline.yaml that `datasets` need: those whose meta.datasets are all listed, each
-    without its dependencies on the outputs of a stage left out."""
+    without its dependencies on the outputs of a stage left out; with `params`, each training stage also depends
+    on the files its networks' initial weights come from."""
     stages = yaml.safe_load(Path(declaration).read_text())["stages"]
     kept = {name: dict(stage) for name, stage in stages.items() if set(stage["meta"]["datasets"]) <= set(datasets)}
     left_out = {path for name, stage in stages.items() if name not in kept for path in stage_outputs(stage)}
@@ -119,26 +166,36 @@ def compose_pipeline(datasets: Sequence[str], declaration: Path = PROJECT_ROOT /
         orphans = [d for d in stage["deps"] if not d.startswith(("src/", "workflow/")) and d not in produced]
         if orphans:  # a mistake in the declaration, not in the user's parameters
             raise ValueError(f"{declaration}: stage {name} depends on {orphans}, which no stage kept for {datasets} writes")
+        if params is not None:
+            stage["deps"] = stage["deps"] + _initial_weights(stage, params)
     return {"stages": kept}
 
 
-def compose_dvc_yaml(datasets: Sequence[str], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION) -> str:
-    """The dvc.yaml text for `datasets`."""
+def compose_dvc_yaml(params: dict[str, Any], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION) -> str:
+    """The dvc.yaml text for the datasets and initial weights of `params`."""
+    datasets = params["datasets"]
     header = (f"# Written by `cxrbench compose` from {PIPELINE_DECLARATION.as_posix()} (the one declaration of the stage "
               f"DAG)\n# for datasets: [{', '.join(datasets)}]. Edit that file and recompose; do not edit this one.\n")
-    return header + yaml.safe_dump(compose_pipeline(datasets, declaration), sort_keys=False, width=120)
+    return header + yaml.safe_dump(compose_pipeline(datasets, declaration, params), sort_keys=False, width=120)
 
 
 def require_composed(params: dict[str, Any], root: Path = Path(".")) -> None:
-    """Refuse to run when dvc.yaml holds other stages than `params['datasets']` need (a hand edit of `datasets`,
-    or `dvc exp run -S datasets=...`). Nothing to check outside a project (no dvc.yaml)."""
+    """Refuse to run when dvc.yaml holds other stages than `params['datasets']` need, or other dependencies than
+    the networks' initial weights in params (a hand edit, or `dvc exp run -S datasets=...` or
+    `-S model.classifier.init=...`). Nothing to check outside a project (no dvc.yaml)."""
     dvc_yaml, declaration = Path(root) / DVC_YAML, Path(root) / PIPELINE_DECLARATION
     if not (dvc_yaml.is_file() and declaration.is_file()):
         return
-    present = set(yaml.safe_load(dvc_yaml.read_text())["stages"])
-    needed = set(compose_pipeline(params["datasets"], declaration)["stages"])
-    if present != needed:
+    present = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    needed = compose_pipeline(params["datasets"], declaration, params)["stages"]
+    if set(present) != set(needed):
         differences = [f"{label}: {', '.join(sorted(names))}" for label, names in
-                       (("missing", needed - present), ("not needed", present - needed)) if names]
+                       (("missing", set(needed) - set(present)), ("not needed", set(present) - set(needed))) if names]
         raise DataError(dvc_yaml, f"its stages are not those of datasets {params['datasets']} in params.yaml "
                         f"({'; '.join(differences)})", COMPOSE_HINT)
+    weights = {name: sorted(set(stage.get("deps", [])) ^ set(present[name].get("deps") or []))
+               for name, stage in needed.items()}
+    if any(weights.values()):
+        differences = [f"{name}: {', '.join(paths)}" for name, paths in weights.items() if paths]
+        raise DataError(dvc_yaml, "its dependencies are not those params.yaml gives (the networks' initial weights, "
+                        f"or workflow/pipeline.yaml changed since): {'; '.join(differences)}", COMPOSE_HINT)

@@ -30,11 +30,18 @@ FULL_PRECISION = {"amp": False, "channels_last": False}
 
 @dataclass
 class Progress:
-    """What a run has done: the completed epochs, their metrics, and what its hook keeps between epochs."""
+    """What a run has done: the completed epochs, their metrics, what its hook keeps between epochs, and the
+    items (images, patches) trained on and the seconds their training steps took, over all epochs."""
 
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     kept: dict[str, Any] = field(default_factory=dict)
+    items: int = 0
+    seconds: float = 0.0
+
+    def throughput(self) -> float:
+        """Items trained on per second of training steps (the hook's validation excluded)."""
+        return self.items / self.seconds if self.seconds else 0.0
 
     def metric(self, name: str) -> list[float]:
         """One metric's value in each completed epoch."""
@@ -74,7 +81,7 @@ def fit(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batches: Batch
         if scheduler is not None:
             scheduler.load_state_dict(resumed["scheduler"])
         _restore_random_state(resumed["rng"], rng, generator)
-        progress = Progress(resumed["epoch"], resumed["history"], resumed["kept"])
+        progress = Progress(resumed["epoch"], resumed["history"], resumed["kept"], *resumed["timing"])
     remaining = range(progress.epoch, epochs)
     for epoch in remaining if batches_per_epoch else tqdm(remaining, desc=desc, unit="epoch"):
         model.train()
@@ -83,24 +90,26 @@ def fit(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batches: Batch
         if batches_per_epoch:
             epoch_batches = tqdm(epoch_batches, total=batches_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
                                  unit="batch")
-        train_loss = _train_epoch(model, optimiser, epoch_batches, loss_fn, runtime, device)
+        train_loss, items = _train_epoch(model, optimiser, epoch_batches, loss_fn, runtime, device)
+        seconds = time.perf_counter() - started
+        progress.items, progress.seconds = progress.items + items, progress.seconds + seconds
         metrics = {"train/loss": train_loss}
         if end_of_epoch is not None:
-            metrics |= end_of_epoch(EpochEnd(epoch + 1, train_loss, time.perf_counter() - started, progress))
+            metrics |= end_of_epoch(EpochEnd(epoch + 1, train_loss, seconds, progress))
         progress.history.append(metrics)
         progress.epoch = epoch + 1
         checkpoint.save({"epoch": progress.epoch, "history": progress.history, "kept": progress.kept,
                          "model": training.state_dict(model), "optimiser": optimiser.state_dict(),
                          "scheduler": None if scheduler is None else scheduler.state_dict(),
-                         "rng": _random_state(rng, generator)})
+                         "rng": _random_state(rng, generator), "timing": (progress.items, progress.seconds)})
     return progress
 
 
 def _train_epoch(model: torch.nn.Module, optimiser: torch.optim.Optimizer,
                  batches: Iterable[tuple[torch.Tensor, torch.Tensor]], loss_fn: Loss, runtime: dict[str, Any],
-                 device: torch.device) -> float:
-    """One pass of optimiser steps over `batches`; the mean of their losses."""
-    losses = []
+                 device: torch.device) -> tuple[float, int]:
+    """One pass of optimiser steps over `batches`; the mean of their losses and the number of items."""
+    losses, items = [], 0
     for x, y in batches:
         with training.autocast(runtime, device):
             output = model(x).float()
@@ -109,7 +118,8 @@ def _train_epoch(model: torch.nn.Module, optimiser: torch.optim.Optimizer,
         loss.backward()
         optimiser.step()
         losses.append(loss.detach())
-    return float(torch.stack(losses).mean())
+        items += x.shape[0]
+    return float(torch.stack(losses).mean()), items
 
 
 def _random_state(rng: np.random.Generator, generator: torch.Generator | None) -> dict[str, Any]:

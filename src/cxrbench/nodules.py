@@ -24,13 +24,17 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from monai.networks.nets import DenseNet, UNet
 
 from cxrbench.vocabulary import JSRT_PIXEL_MM, JSRT_SIZE
 
 TASKS = ("nodule", "malignancy")
-TASK_MODELS = {"nodule": "heat-map U-Net (peak response)", "malignancy": "DenseNet on the nodule ROI"}
 FP_PER_IMAGE = (1.0, 2.0, 4.0)  # the benchmark's FROC operating points (false positives per image)
+
+
+def task_models(networks: dict[str, Any]) -> dict[str, str]:
+    """What scores each task, named by the networks in models/nodules/config.json."""
+    return {"nodule": f"{networks['heatmap']['name']} heat map (peak response)",
+            "malignancy": f"{networks['classifier']['name']} on the nodule ROI"}
 
 
 def task_cases(index: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -105,21 +109,6 @@ class HeatmapTargets:
         along_x = np.exp(-((xs - self.centre_x[rows, None]) ** 2) / (2 * sigma**2))
         maps = along_y[:, :, None] * along_x[:, None, :]
         return np.nan_to_num(maps, nan=0.0).astype(np.float32)
-
-
-def build_classifier(cfg: dict[str, Any]) -> torch.nn.Module:
-    """MONAI DenseNet (the malignancy ROI classifier) on one grey channel with one logit; init_features 64, growth_rate 32 and block_config
-    (6, 12, 24, 16) make it DenseNet-121, smaller values a net that trains in seconds on a CPU."""
-    return DenseNet(spatial_dims=2, in_channels=1, out_channels=1, init_features=cfg["init_features"],
-                    growth_rate=cfg["growth_rate"], block_config=tuple(cfg["block_config"]))
-
-
-def build_heatmap_model(cfg: dict[str, Any]) -> torch.nn.Module:
-    """MONAI U-Net with one logit map. Batch norm (not MONAI's default instance norm) so that a model
-    trained on patches normalises whole images at inference exactly as it did in training."""
-    channels = tuple(cfg["channels"])
-    return UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=channels,
-                strides=(2,) * (len(channels) - 1), num_res_units=cfg["res_units"], norm="batch")
 
 
 def find_candidates(logits: torch.Tensor, max_per_image: int, min_distance: float) -> pd.DataFrame:

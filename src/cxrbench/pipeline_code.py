@@ -82,8 +82,7 @@ def sync_declaration(root: Path) -> None:
         data = [d for d in stage.get("deps") or [] if not str(d).startswith(("src/", "workflow/"))]
         stage["deps"] = data + sorted(code_dependencies(stage["cmd"].split()[2], root))
     yaml.dump(doc, path)
-    datasets = pyyaml.safe_load((root / "params.yaml").read_text())["datasets"]
-    (root / DVC_YAML).write_text(compose_dvc_yaml(datasets, path))
+    (root / DVC_YAML).write_text(compose_dvc_yaml(pyyaml.safe_load((root / "params.yaml").read_text()), path))
 
 
 if __name__ == "__main__":

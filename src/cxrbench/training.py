@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from cxrbench.fileio import atomic_path, sha256_file
+from cxrbench import artefacts
+from cxrbench.fileio import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = Path("checkpoints")  # outside every DVC/Snakemake output, so a killed run's progress survives
@@ -131,6 +132,14 @@ def log_history(directory: str | Path, history: list[dict[str, float]]) -> None:
             live.next_step()
 
 
+def write_throughput(directory: Path, rates: dict[str, float], unit: str) -> None:
+    """models/<task>/throughput.json: training speed per model, beside config.json rather than in it, because
+    it is the one output of a training stage that is measured (wall-clock) rather than computed: it differs
+    between runs, and everything else a stage writes is byte-identical for the same parameters."""
+    write_json(directory / artefacts.MODEL_THROUGHPUT, {"unit": unit, "per_second": {name: round(rate, 1) for name, rate in rates.items()},
+                                        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"})
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -153,7 +162,7 @@ class EpochCheckpoint:
     """Last completed epoch of a run (weights, optimiser, scheduler, every random state, metric history),
     saved atomically after each epoch under checkpoints/<name>.pt and removed once the stage's output exists."""
 
-    LAYOUT = 2  # of the payload (cxrbench.engine.fit's); a checkpoint of another layout is not resumed
+    LAYOUT = 3  # of the payload (cxrbench.engine.fit's); a checkpoint of another layout is not resumed
 
     def __init__(self, name: str, run_fingerprint: str):
         self.path = CHECKPOINTS / f"{name}.pt"

@@ -16,9 +16,13 @@ configfile: "params.yaml"
 
 
 validate(config, schema="../schemas/params.schema.yaml")
-try:  # the checks every stage makes too: the datasets can be had, and dvc.yaml holds exactly their stages
+try:  # the checks every stage makes too: the datasets can be had, dvc.yaml holds exactly their stages, and the
+    # published weights asked for are there
     cxrbench_config.validate(config)
     cxrbench_config.require_composed(config, Path(workflow.basedir))
+    for task, weights in cxrbench_config.imagenet_weights(config).items():  # before Snakemake's bare "missing input"
+        if not Path(workflow.basedir, weights["file"]).is_file():
+            raise cxrbench_config.missing_weights(task, weights)
 except DataError as err:
     raise WorkflowError(str(err))
 

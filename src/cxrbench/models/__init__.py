@@ -1,1 +1,1 @@
-"""Network builders (MONAI) for the classifier and the segmenter."""
+"""The networks of the model config groups (built with Hydra's instantiate) and their initial weights."""

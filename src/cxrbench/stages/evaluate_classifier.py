@@ -7,6 +7,7 @@ results/classifier/predictions.csv (image, patient, true labels and scores, for 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from cxrbench import artefacts, engine, seed_streams, store, training
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points, unit_groups
-from cxrbench.models.networks import build_classifier
+from cxrbench.models import networks
 from cxrbench.splits import split_rows
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import LABELS, NIH_MAX
@@ -39,9 +40,8 @@ def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
 def evaluate(params: dict[str, Any]) -> None:
     runtime = {**params["train"]["runtime"], "compile": False}  # one pass over the test set: not worth compiling
     device = training.setup_torch(runtime, params["seed"])
-    model_cfg = pd.read_json(MODEL / "config.json", typ="series")
-    model = training.prepare_model(build_classifier({}, len(LABELS)), runtime, device)
-    training.load_weights(model, training.load_checkpoint(MODEL / "model.pt", device)["state_dict"])
+    model_cfg = json.loads((MODEL / "config.json").read_text())
+    model = networks.load_trained(model_cfg["network"], MODEL / "model.pt", runtime, device)
     index, split = store.read_index(STORE), pd.read_csv(artefacts.SPLIT_NIH)
     images = store.open_array(store.find_images(STORE))
     rows = split_rows(index, split, "test")

@@ -42,7 +42,7 @@ from cxrbench.metrics.localisation import (
     iou,
     localisation_accuracy,
 )
-from cxrbench.models.networks import build_classifier
+from cxrbench.models import networks
 from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
 
@@ -72,8 +72,9 @@ def load_classifier(model_dir: Path, store_size: int,
             f"at the store's {store_size} px",
             "rerun train_classifier on the current store",
         )
-    model = build_classifier({}, len(nih.LABELS)).to(device)
-    training.load_weights(model, training.load_checkpoint(model_dir / "model.pt", device)["state_dict"])
+    # eager and contiguous: class activation maps read the feature maps through a forward hook
+    model = networks.load_trained(config["network"], model_dir / "model.pt",
+                                  {"channels_last": False, "compile": False}, device)
     return model.eval(), (float(config["mean"]), float(config["std"]))
 
 

@@ -28,6 +28,7 @@ from cxrbench import artefacts, engine, nodules, seed_streams, store, training
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
 from cxrbench.metrics.roc import bootstrap_auc, roc_auc
+from cxrbench.models import networks
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import JSRT_MAX, JSRT_PIXEL_MM
 
@@ -41,10 +42,7 @@ INFERENCE_BATCH = 16
 
 def load_model(spec: dict[str, Any], config: dict[str, Any], name: str, runtime: dict[str, Any],
                device: torch.device) -> torch.nn.Module:
-    builder = nodules.build_classifier if spec["kind"] == "classifier" else nodules.build_heatmap_model
-    model = training.prepare_model(builder(config[spec["kind"]]), runtime, device)
-    training.load_weights(model, training.load_checkpoint(MODELS / f"{name}.pt", device)["state_dict"])
-    return model
+    return networks.load_trained(config["networks"][spec["kind"]], MODELS / f"{name}.pt", runtime, device)
 
 
 def held_out_rows(split: pd.DataFrame, index: pd.DataFrame, task: str, fold: int) -> np.ndarray:
@@ -127,11 +125,11 @@ def by_subtlety(scored: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, A
 
 
 def classification_metrics(predictions: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, Any],
-                           seed: int) -> dict[str, Any]:
+                           seed: int, task_models: dict[str, str]) -> dict[str, Any]:
     """AUC summaries per task (with the model that scored it), and the nodule task's per subtlety."""
     boot_seed = int(np.random.SeedSequence([seed, seed_streams.BOOTSTRAP_NODULES]).generate_state(1)[0])
     scored_by = {task: predictions[predictions["task"] == task] for task in nodules.TASKS}
-    metrics = {task: {"model": nodules.TASK_MODELS[task],
+    metrics = {task: {"model": task_models[task],
                       **auc_summary(scored["label"].to_numpy(), scored["score"].to_numpy(),
                                     scored["fold"].to_numpy(), boot_cfg, boot_seed)}
                for task, scored in scored_by.items()}
@@ -179,7 +177,7 @@ def evaluate(params: dict[str, Any]) -> None:
     curves = froc_curves(candidates, truths, n_images=len(index))
     metrics = {"cases": int(len(index)), "nodules": int(len(truths)), "folds": len(config["folds"]),
                "classification": classification_metrics(predictions, index, params["evaluate"]["bootstrap"],
-                                                         params["seed"]),
+                                                         params["seed"], nodules.task_models(config["networks"])),
                "froc": {group: froc_summary(curve) for group, curve in curves.items()},
                "candidates": {**candidate_cfg, "total": int(len(candidates))},
                "bootstrap": {**params["evaluate"]["bootstrap"], "unit": "case"}}

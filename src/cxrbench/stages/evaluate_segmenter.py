@@ -7,6 +7,7 @@ Writes metrics/segmenter.json (mean and sd over images, per fold and overall) an
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from cxrbench import artefacts, engine, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.overlap import dice, jaccard, mean_contour_distance, pixel_error, scr_pixel_mm, summarise
-from cxrbench.models.networks import build_segmenter
+from cxrbench.models import networks
 from cxrbench.splits import fold_rows
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import JSRT_MAX, OBJECTS
@@ -49,7 +50,7 @@ def case_table(index, rows, pred, ref, pixel_mm, fold) -> pd.DataFrame:
 def evaluate(params: dict[str, Any]) -> None:
     runtime = {**params["train"]["runtime"], "compile": False}
     device = training.setup_torch(runtime, params["seed"])
-    model_cfg = pd.read_json(MODEL / "config.json", typ="series")
+    model_cfg = json.loads((MODEL / "config.json").read_text())
     index, split = store.read_index(STORE), pd.read_csv(artefacts.SPLIT_SCR)
     images = store.open_array(store.find_images(STORE))
     masks = store.open_array(store.find_masks(STORE))
@@ -57,8 +58,7 @@ def evaluate(params: dict[str, Any]) -> None:
     predicted = np.zeros(masks.shape, dtype=np.uint8)
     tables = []
     for test_fold, train_fold in ((2, 1), (1, 2)):
-        model = training.prepare_model(build_segmenter({"channels": model_cfg["channels"]}, len(OBJECTS)), runtime, device)
-        training.load_weights(model, training.load_checkpoint(MODEL / f"train_fold{train_fold}.pt", device)["state_dict"])
+        model = networks.load_trained(model_cfg["network"], MODEL / f"train_fold{train_fold}.pt", runtime, device)
         norm = model_cfg["norm"][f"fold{train_fold}"]
         rows = fold_rows(index, split, test_fold)
         pred = segment(model, images, rows, (norm["mean"], norm["std"]), device, runtime)

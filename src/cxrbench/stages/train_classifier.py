@@ -1,10 +1,12 @@
-"""Stage train_classifier: NIH 14-label classifier (MONAI DenseNet-121), CheXNet-style recipe.
+"""Stage train_classifier: NIH 14-label classifier (the network of `model.classifier`: DenseNet-121 by default,
+as in CheXNet), CheXNet-style recipe.
 
-Reads the decoded store (memory-mapped uint8 + index) and data/splits/nih.csv; Adam, learning rate decayed on
+Reads the decoded store (memory-mapped uint8 + index) and data/splits/nih.csv; the network starts from random
+weights, ImageNet's or a checkpoint of ours (`model.classifier.init`); Adam, learning rate decayed on
 a validation-loss plateau, random horizontal flips on the device, model chosen by validation loss. On CUDA:
 bf16 autocast, channels_last, pinned non-blocking copies and torch.compile, as train.runtime says. Logs per
 epoch with dvclive (dvclive/classifier), checkpoints every epoch (a killed run resumes where it stopped and
-ends in the same state), and writes models/classifier/{model.pt, config.json}.
+ends in the same state), and writes models/classifier/{model.pt, config.json, throughput.json}.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import artefacts, engine, seed_streams, store, training
+from cxrbench import artefacts, config, engine, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.roc import roc_auc
-from cxrbench.models.networks import build_classifier
+from cxrbench.models import networks
 from cxrbench.splits import split_rows
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import LABELS, NIH_MAX
@@ -47,21 +49,27 @@ def classifier_batches(images: np.ndarray, targets: np.ndarray, rows: np.ndarray
 
 def train(params: dict[str, Any]) -> None:
     cfg, runtime, seed = params["train"]["classifier"], params["train"]["runtime"], params["seed"]
+    network = params["model"]["classifier"]
     device = training.setup_torch(runtime, seed)
     index, split = store.read_index(STORE), pd.read_csv(SPLIT)
     images = store.open_array(store.find_images(STORE))
     targets = index[list(LABELS)].to_numpy(np.float32)
     train_rows, val_rows = split_rows(index, split, "train"), split_rows(index, split, "val")
-    norm = training.intensity_stats(images, train_rows, NIH_MAX)
-    log.info("%d train / %d val images at %d px; mean %.3f std %.3f; device %s", len(train_rows), len(val_rows),
-             images.shape[-1], *norm, device)
+    size = images.shape[-1]
+    norm = networks.input_normalisation(network, training.intensity_stats(images, train_rows, NIH_MAX))
+    log.info("%d train / %d val images at %d px; input mean %.3f std %.3f; device %s", len(train_rows),
+             len(val_rows), size, *norm, device)
 
-    model = training.prepare_model(build_classifier(cfg, len(LABELS)), runtime, device)
+    model = networks.build(network)
+    networks.check_output(model, "classifier", size, (2, len(LABELS)), "the NIH classifier (one logit per label)")
+    loaded = networks.initialise(model, network, "classifier")
+    model = training.prepare_model(model, runtime, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=cfg["lr_decay"], patience=cfg["lr_patience"])
     loss_fn = torch.nn.BCEWithLogitsLoss()
     checkpoint = training.EpochCheckpoint("train_classifier", training.fingerprint(
-        {"seed": seed, "train": params["train"]}, store.find_images(STORE), STORE / store.INDEX, SPLIT))
+        {"seed": seed, "train": params["train"], "model": network}, store.find_images(STORE), STORE / store.INDEX, SPLIT,
+        *config.init_files(network)))
 
     def end_of_epoch(end: engine.EpochEnd) -> dict[str, float]:
         """Validation loss and mean AUC, the plateau scheduler's step, and the best model by validation loss."""
@@ -86,9 +94,10 @@ def train(params: dict[str, Any]) -> None:
     log.info("best epoch %d (val loss %.4f)", best["epoch"], best["val_loss"])
     with atomic_path(OUT, is_dir=True) as out:
         training.save_checkpoint(out / "model.pt", {"state_dict": best["model"]})
-        write_json(out / "config.json", {"labels": list(LABELS), "size": int(images.shape[-1]), "mean": norm[0],
-                                         "std": norm[1], "best_epoch": best["epoch"],
-                                         "best_val_loss": round(best["val_loss"], 6), "model": cfg["model"]})
+        write_json(out / "config.json", {"labels": list(LABELS), "size": int(size), "mean": norm[0], "std": norm[1],
+                                         "best_epoch": best["epoch"], "best_val_loss": round(best["val_loss"], 6),
+                                         "network": networks.describe(model, network, size, loaded)})
+        training.write_throughput(out, {"classifier": progress.throughput()}, "training images")
     checkpoint.clear()
 
 

@@ -1,16 +1,18 @@
 """Stage train_nodules: JSRT nodule classification and localisation models, one per cross-validation fold.
 
 For each fold k of data/splits/jsrt_nodules.csv, trained on the other folds (fold k is its test fold):
-- classifier_malignancy_fold<k>.pt (on the `malignancy` folds): MONAI DenseNet, one logit, malignant vs benign
+- classifier_malignancy_fold<k>.pt (on the `malignancy` folds): `model.nodule_classifier` (a small MONAI DenseNet
+  by default), one logit, malignant vs benign
   on the nodule's region of interest (the store's nodule_rois, see decode_jsrt); BCE loss, Adam, random flips
   and quarter turns;
-- heatmap_fold<k>.pt (on the `nodule` folds; its peak response also scores nodule vs no nodule): MONAI U-Net trained on random patches to predict a Gaussian blob
+- heatmap_fold<k>.pt (on the `nodule` folds; its peak response also scores nodule vs no nodule):
+  `model.nodule_heatmap` (a MONAI U-Net by default) trained on random patches to predict a Gaussian blob
   at each nodule centre (cxrbench.nodules.HeatmapTargets); half the patches of a nodule case hold its nodule;
   Dice + BCE loss; random flips and quarter turns (a nodule looks the same turned).
 Every model is a pure function of the seed, its name and the data: the models train one after another, each
 from its own random streams. Each epoch ends with a checkpoint (checkpoints/train_nodules_<model>.pt); a killed
 run resumes after the last completed epoch and ends in the same state as an uninterrupted one. Writes
-models/nodules/ (the models and config.json) and dvclive/nodules (training loss per epoch, mean over folds).
+models/nodules/ (the models, config.json and throughput.json) and dvclive/nodules (training loss per epoch, mean over folds).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
 
-from cxrbench import artefacts, engine, nodules, seed_streams, store, training
+from cxrbench import artefacts, config, engine, nodules, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
+from cxrbench.models import networks
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import JSRT_MAX
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
 SPLIT = artefacts.SPLIT_JSRT_NODULES
 OUT = artefacts.MODEL_NODULES
+NETWORK = {"classifier": "nodule_classifier", "heatmap": "nodule_heatmap"}  # params model.<key> of each kind
 HEATMAP_TASK = "nodule"  # the localisation model is cross-validated on the nodule/no-nodule folds
 CLASSIFIER_TASK = "malignancy"
 
@@ -148,26 +152,33 @@ def train(params: dict[str, Any]) -> None:
     images_path, rois_path = store.find_images(STORE), store.find_nodule_rois(STORE)
     images, rois = store.open_array(images_path), store.open_array(rois_path)
     targets = nodules.HeatmapTargets.from_index(index, images.shape[-1])
+    network = {kind: params["model"][key] for kind, key in NETWORK.items()}
     run = training.fingerprint({"seed": seed, "runtime": runtime, "classifier": cfg["classifier"],
-                                "heatmap": cfg["heatmap"]}, images_path, rois_path, STORE / store.INDEX, SPLIT)
+                                "heatmap": cfg["heatmap"], "model": network}, images_path, rois_path,
+                               STORE / store.INDEX, SPLIT, *[f for n in network.values() for f in config.init_files(n)])
     specs = model_specs(sorted(split["fold"].unique().tolist()))
     checkpoints = {spec.name: training.EpochCheckpoint(f"train_nodules_{spec.name}", run) for spec in specs}
 
-    states, losses, records = {}, {}, {}
+    states, losses, records, rates, described = {}, {}, {}, {}, {}
     for spec in specs:
         rows = training_rows(split, index, spec)
         torch.manual_seed(spec.seeds(seed)[2])  # the weight initialisation
         if spec.kind == "classifier":
-            norm = training.intensity_stats(rois, rows, JSRT_MAX)
+            norm = networks.input_normalisation(network["classifier"], training.intensity_stats(rois, rows, JSRT_MAX))
             labels = nodules.task_cases(index, spec.task).set_index("row").loc[rows, "label"].to_numpy()
-            model = nodules.build_classifier(cfg["classifier"])
             batches = classifier_batches(np.asarray(rois[rows]), labels, cfg["classifier"], norm, runtime, device)
             loss_fn = F.binary_cross_entropy_with_logits
         else:
-            norm = training.intensity_stats(images, rows, JSRT_MAX)
-            model = nodules.build_heatmap_model(cfg["heatmap"])
+            norm = networks.input_normalisation(network["heatmap"], training.intensity_stats(images, rows, JSRT_MAX))
             batches = heatmap_batches(images, rows, targets, cfg["heatmap"], norm, runtime, device)
             loss_fn = heatmap_loss
+        model = networks.build(network[spec.kind])
+        side = (rois if spec.kind == "classifier" else images).shape[-1]
+        networks.check_output(model, NETWORK[spec.kind], side, (2, 1) if spec.kind == "classifier" else (2, 1, side, side),
+                              "the nodule classifier (one logit)" if spec.kind == "classifier"
+                              else "the nodule heat map (one logit map at the input's size)")
+        loaded = networks.initialise(model, network[spec.kind], NETWORK[spec.kind])
+        described[spec.kind] = networks.describe(model, network[spec.kind], side, loaded)
         model = training.prepare_model(model, runtime, device)
         batch_seed, augment_seed, _ = spec.seeds(seed)
         progress = engine.fit(model, torch.optim.Adam(model.parameters(), lr=cfg[spec.kind]["lr"]), batches, loss_fn,
@@ -176,6 +187,7 @@ def train(params: dict[str, Any]) -> None:
                               runtime=runtime, device=device, desc=spec.name)
         states[spec.name] = training.state_dict(model)
         losses[spec.name] = progress.metric("train/loss")
+        rates[spec.name] = progress.throughput()
         records[spec.name] = {"kind": spec.kind, "task": spec.task, "fold": spec.fold, "train_cases": int(len(rows)),
                               "mean": norm[0], "std": norm[1], "final_loss": round(losses[spec.name][-1], 6)}
         log.info("%s: %d training cases, final loss %.4f", spec.name, len(rows), losses[spec.name][-1])
@@ -192,7 +204,9 @@ def train(params: dict[str, Any]) -> None:
             training.save_checkpoint(out / f"{name}.pt", {"state_dict": state})
         write_json(out / "config.json", {"size": int(images.shape[-1]), "folds": sorted({s.fold for s in specs}),
                                          "heatmap_task": HEATMAP_TASK, "classifier_task": CLASSIFIER_TASK,
-                                         "classifier": cfg["classifier"], "heatmap": cfg["heatmap"], "models": records})
+                                         "classifier": cfg["classifier"], "heatmap": cfg["heatmap"],
+                                         "networks": described, "models": records})
+        training.write_throughput(out, rates, "training ROIs (classifiers) and patches (heat maps)")
     for checkpoint in checkpoints.values():
         checkpoint.clear()
 

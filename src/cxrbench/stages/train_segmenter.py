@@ -1,8 +1,9 @@
-"""Stage train_segmenter: SCR five-object segmentation (MONAI U-Net, one sigmoid map per object).
+"""Stage train_segmenter: SCR five-object segmentation (the network of `model.segmenter`: a MONAI U-Net by
+default), one sigmoid map per object.
 
 Trains one model per SCR fold (the SCR protocol: train on one fold, test on the other, both directions),
 Dice + BCE loss, on the decoded JSRT store. Logs with dvclive (dvclive/segmenter) and writes
-models/segmenter/{train_fold1.pt, train_fold2.pt, config.json}. Checkpoints every epoch; a killed run
+models/segmenter/{train_fold1.pt, train_fold2.pt, config.json, throughput.json}. Checkpoints every epoch; a killed run
 resumes where it stopped and ends in the same state.
 """
 
@@ -17,9 +18,9 @@ import pandas as pd
 import torch
 from monai.losses import DiceLoss
 
-from cxrbench import artefacts, engine, seed_streams, store, training
+from cxrbench import artefacts, config, engine, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
-from cxrbench.models.networks import build_segmenter
+from cxrbench.models import networks
 from cxrbench.splits import fold_rows
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import JSRT_MAX, OBJECTS
@@ -41,43 +42,54 @@ def segmenter_batches(images: np.ndarray, masks: np.ndarray, rows: np.ndarray, c
     return epoch
 
 
-def train_fold(cfg, runtime, images, masks, rows, norm, seed, device, fold, checkpoint) -> tuple[dict, list[float]]:
-    """Train one fold's model (resuming from its checkpoint); return its weights and per-epoch losses."""
-    model = training.prepare_model(build_segmenter(cfg, len(OBJECTS)), runtime, device)
+def train_fold(cfg, network, runtime, images, masks, rows, norm, seed, device, fold,
+               checkpoint) -> tuple[torch.nn.Module, dict[str, Any], engine.Progress]:
+    """Train one fold's model (resuming from its checkpoint); return it, what it was initialised with, and the
+    run's progress."""
+    model = networks.build(network)
+    size = images.shape[-1]
+    networks.check_output(model, "segmenter", size, (2, len(OBJECTS), size, size),
+                          "the SCR segmenter (one logit map per object, at the input's size)")
+    loaded = networks.initialise(model, network, "segmenter")
+    model = training.prepare_model(model, runtime, device)
     dice, bce = DiceLoss(sigmoid=True), torch.nn.BCEWithLogitsLoss()
     progress = engine.fit(model, torch.optim.Adam(model.parameters(), lr=cfg["lr"]),
                           segmenter_batches(images, masks, rows, cfg, norm, runtime, device),
                           lambda logits, y: dice(logits, y) + bce(logits, y), epochs=cfg["epochs"],
                           checkpoint=checkpoint, rng=np.random.default_rng([seed, seed_streams.TRAIN_SEGMENTER, fold]),
                           runtime=runtime, device=device, desc=f"train on fold {fold}")
-    return training.state_dict(model), progress.metric("train/loss")
+    return model, loaded, progress
 
 
 def train(params: dict[str, Any]) -> None:
     cfg, runtime, seed = params["train"]["segmenter"], params["train"]["runtime"], params["seed"]
+    network = params["model"]["segmenter"]
     device = training.setup_torch(runtime, seed)
     index, split = store.read_index(STORE), pd.read_csv(SPLIT)
     images = store.open_array(store.find_images(STORE))
     masks = store.open_array(store.find_masks(STORE))
-    run = training.fingerprint({"seed": seed, "train": params["train"]}, store.find_images(STORE),
-                               store.find_masks(STORE), STORE / store.INDEX, SPLIT)
+    run = training.fingerprint({"seed": seed, "train": params["train"], "model": network}, store.find_images(STORE),
+                               store.find_masks(STORE), STORE / store.INDEX, SPLIT, *config.init_files(network))
     checkpoints = {fold: training.EpochCheckpoint(f"train_segmenter_fold{fold}", run) for fold in (1, 2)}
-    states, norms, losses = {}, {}, {}
+    states, norms, losses, rates = {}, {}, {}, {}
     for fold in (1, 2):
         rows = fold_rows(index, split, fold)
-        norms[fold] = training.intensity_stats(images, rows, JSRT_MAX)
+        norms[fold] = networks.input_normalisation(network, training.intensity_stats(images, rows, JSRT_MAX))
         log.info("training on fold %d (%d cases); it is tested on the other fold", fold, len(rows))
-        states[fold], losses[fold] = train_fold(cfg, runtime, images, masks, rows, norms[fold], seed, device, fold,
-                                                checkpoints[fold])
+        model, loaded, progress = train_fold(cfg, network, runtime, images, masks, rows, norms[fold], seed, device,
+                                             fold, checkpoints[fold])
+        states[fold], losses[fold] = training.state_dict(model), progress.metric("train/loss")
+        rates[f"fold{fold}"] = progress.throughput()
     # The folds train one after the other (independent random streams); their curves share the epoch axis.
     training.log_history(artefacts.LIVE_SEGMENTER, [{f"fold{fold}/train/loss": losses[fold][epoch] for fold in (1, 2)}
                                                      for epoch in range(cfg["epochs"])])
     with atomic_path(OUT, is_dir=True) as out:
         for fold in (1, 2):
             training.save_checkpoint(out / f"train_fold{fold}.pt", {"state_dict": states[fold]})
-        write_json(out / "config.json", {"objects": list(OBJECTS), "size": int(images.shape[-1]), "model": cfg["model"],
-                                         "channels": cfg["channels"],
+        write_json(out / "config.json", {"objects": list(OBJECTS), "size": int(images.shape[-1]),
+                                         "network": networks.describe(model, network, images.shape[-1], loaded),
                                          "norm": {f"fold{f}": {"mean": m, "std": s} for f, (m, s) in norms.items()}})
+        training.write_throughput(out, rates, "training images")
     for checkpoint in checkpoints.values():
         checkpoint.clear()
 
