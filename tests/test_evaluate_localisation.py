@@ -22,6 +22,7 @@ from cxrbench.fileio import write_json
 from cxrbench.report import localisation as report_section
 from cxrbench.report.comparison import OURS
 from cxrbench.stages import evaluate_localisation as stage
+from helpers.models import network
 
 STORE_SIZE = 128
 PARAMS = {"seed": 0, "train": {"runtime": {"device": "cpu", "threads": 1, "amp": False, "channels_last": False,
@@ -67,7 +68,7 @@ def write_tree(root: Path, parts: dict[str, str] = PARTS) -> None:
 
     training.save_checkpoint(root / "models/classifier/model.pt", {"state_dict": intensity_classifier(14).state_dict()})
     write_json(root / "models/classifier/config.json", {"labels": list(nih.LABELS), "size": STORE_SIZE, "mean": 0.0,
-                                                       "std": 1.0})
+                                                       "std": 1.0, "network": network("classifier", "densenet121")})
 
 
 def run_stage_in(root: Path) -> dict:

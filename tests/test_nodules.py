@@ -19,6 +19,7 @@ from cxrbench.report import nodules as report_section
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
 from cxrbench.stages import decode_jsrt, evaluate_nodules, split_jsrt, train_nodules
+from helpers.models import network
 
 SIZE = 32
 ROI_SIZE = 16
@@ -26,17 +27,23 @@ ROI_PIXEL_MM = 4.0
 FOLDS = 2
 TINY = {
     "folds": FOLDS,
-    "classifier": {"init_features": 4, "growth_rate": 4, "block_config": [2], "epochs": 10,
-                   "batch_size": 4, "lr": 0.01},
-    "heatmap": {"channels": [4, 8], "res_units": 0, "patch": 16, "patches_per_case": 2, "epochs": 3,
-                "batch_size": 8, "lr": 0.01},
+    "classifier": {"epochs": 10, "batch_size": 4, "lr": 0.01},
+    "heatmap": {"patch": 16, "patches_per_case": 2, "epochs": 3, "batch_size": 8, "lr": 0.01},
     "candidates": {"max_per_image": 4, "min_distance_mm": 20},
 }
 
 
+def tiny_networks() -> dict:
+    """The shipped nodule networks at test size."""
+    classifier, heatmap = network("nodule_classifier", "densenet"), network("nodule_heatmap", "unet")
+    classifier["net"].update(init_features=4, growth_rate=4, block_config=[2])
+    heatmap["net"].update(channels=[4, 8], strides=[2])
+    return {"nodule_classifier": classifier, "nodule_heatmap": heatmap}
+
+
 def params(seed: int = 0, **nodule_overrides) -> dict:
     runtime = {"device": "cpu", "threads": 1, "amp": False, "channels_last": False, "compile": False}
-    return {"seed": seed, "train": {"runtime": runtime},
+    return {"seed": seed, "train": {"runtime": runtime}, "model": tiny_networks(),
             "nodules": {**TINY, **nodule_overrides}, "evaluate": {"bootstrap": {"resamples": 50, "alpha": 0.05}}}
 
 
@@ -377,5 +384,5 @@ def test_nodule_parameters_are_checked_naming_the_key_and_the_allowed_ones():
         config.validate(composed, "my.yaml")
     message = str(err.value)
     assert "nodules.heatmap" in message and "'sigma' was unexpected" in message
-    assert "allowed: batch_size, channels, epochs, lr, patch, patches_per_case, res_units" in message
+    assert "allowed: batch_size, epochs, lr, patch, patches_per_case" in message  # the network: model.nodule_heatmap
     assert "nodules.classifier.epochs" in message and "integer" in message
