@@ -109,7 +109,7 @@ def test_cli_compose_writes_params_and_the_dvc_yaml_of_its_datasets(tmp_path, ca
     out = tmp_path / "params.yaml"
     assert cli_main(["compose", "experiment=tiny", "datasets=[nih]", "-o", str(out)]) == 0
     assert out.read_text() == config.compose_yaml(["experiment=tiny", "datasets=[nih]"])
-    assert (tmp_path / "dvc.yaml").read_text() == config.compose_dvc_yaml(["nih"])
+    assert (tmp_path / "dvc.yaml").read_text() == config.compose_dvc_yaml(yaml.safe_load(out.read_text()))
     assert "datasets nih" in capsys.readouterr().out
 
 

@@ -107,8 +107,7 @@ def test_every_artefact_is_named_once_in_cxrbench_artefacts():
 
 
 def test_committed_dvc_yaml_is_the_composition_for_params_yaml():
-    datasets = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]
-    assert (ROOT / "dvc.yaml").read_text() == config.compose_dvc_yaml(datasets)
+    assert (ROOT / "dvc.yaml").read_text() == config.compose_dvc_yaml(yaml.safe_load((ROOT / "params.yaml").read_text()))
 
 
 @pytest.mark.parametrize("datasets", SELECTIONS, ids="+".join)

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("path", help="the folder holding your copy")
     verify.add_argument("--json", action="store_true", help="print the result as JSON (for machines)")
     verify.set_defaults(func=cmd_verify)
+    score = sub.add_parser("score", help="score your model's NIH test predictions (image, score_<label> x 14) "
+                           "against a finished run's store and split, as evaluate_classifier does")
+    score.add_argument("task", choices=["classifier"])
+    score.add_argument("predictions", help="CSV: one row per test image, columns image and score_<label>")
+    score.add_argument("--run", default=".", help="the finished run's project folder (default: here)")
+    score.add_argument("--json", help="also write the metrics (metrics/classifier.json's form) here")
+    score.set_defaults(func=cmd_score)
     weights = sub.add_parser("weights", help="the published ImageNet weights params.yaml asks for: check them, or "
                              "fetch the missing ones once with --fetch (dvc import-url)")
     weights.add_argument("--fetch", action="store_true", help="download missing files with `dvc import-url`")
@@ -168,6 +175,21 @@ def cmd_weights(args: argparse.Namespace) -> int:
             print(f"model.{task}: {err}")
             missing += 1
     return 1 if missing else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a model's NIH test predictions (our format) as evaluate_classifier scores the run's own."""
+    import json
+
+    from cxrbench.data import score_classifier
+
+    metrics = score_classifier(args.predictions, args.run)
+    if args.json:
+        write_json(args.json, metrics)
+    print(f"mean AUC {metrics['mean_auc']} (95% CI {metrics['mean_auc_ci'][0]}-{metrics['mean_auc_ci'][1]}, "
+          f"bootstrap over {metrics['bootstrap']['unit']}s) on {metrics['test_images']} test images")
+    print(json.dumps({label: m["auc"] for label, m in metrics["per_class"].items()}, indent=1))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

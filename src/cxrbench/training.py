@@ -75,14 +75,19 @@ def to_input(pixels: np.ndarray, max_value: float, mean: float, std: float, devi
     CPU input path's cost), with the table computed by the same float32 operations, so the bits are the same.
     """
     if device.type == "cpu" and pixels.dtype in (np.uint8, np.uint16):
-        table = _standardised_values(pixels.dtype.str, max_value, mean, std)
-        x = torch.from_numpy(_look_up(np.ascontiguousarray(pixels), table)).unsqueeze(1)
+        x = torch.from_numpy(standardised_integers(pixels, max_value, mean, std)).unsqueeze(1)
     else:
         x = torch.from_numpy(np.ascontiguousarray(pixels))
         if device.type == "cuda":
             x = x.pin_memory()
         x = _standardise(x.to(device, non_blocking=True).float().unsqueeze(1), max_value, mean, std)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def standardised_integers(pixels: np.ndarray, max_value: float, mean: float, std: float) -> np.ndarray:
+    """uint8/uint16 store pixels standardised into a new float32 array, by table lookup (see to_input)."""
+    table = _standardised_values(pixels.dtype.str, max_value, mean, std)
+    return _look_up(np.ascontiguousarray(pixels), table)
 
 
 def _standardise(x: torch.Tensor, max_value: float, mean: float, std: float) -> torch.Tensor:
@@ -106,6 +111,16 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Flip a random half of the batch left-right, on the device, from a seeded (CPU) generator."""
     flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip a random half of the batch left-right, then turn each item by a random multiple of 90 degrees (for
+    images whose content has no orientation, such as a nodule's region of interest)."""
+    x = random_hflip(x, generator)
+    turns = torch.randint(0, 4, (x.shape[0],), generator=generator).to(x.device)
+    for k in (1, 2, 3):
+        x[turns == k] = torch.rot90(x[turns == k], k, dims=(-2, -1))
+    return x
 
 
 def intensity_stats(images: np.ndarray, rows: np.ndarray, max_value: float, sample: int = 512) -> tuple[float, float]:

@@ -40,6 +40,10 @@ from cxrbench.datasets import nih, read_csv_rows
 from cxrbench.errors import DataError
 
 FOUR_FINDINGS = ("Fracture", "Pneumothorax", "Airspace_Opacity", "Nodule_Mass")
+# the release's label files, relative to google_expert_labels/
+FOUR_FINDINGS_TEST = "four_findings_expert_labels/test_labels.csv"
+FOUR_FINDINGS_VALIDATION = "four_findings_expert_labels/validation_labels.csv"
+ALL_FINDINGS_TEST = "all_findings_expert_labels/test_labels.csv"
 ALL_FINDINGS = (*nih.LABELS, "Other")
 GROUND_TRUTH_READERS = (4343882785, 4343883593, 4343883996)
 READER_ANSWER = pd.CategoricalDtype(["NO", "HEDGE", "YES"], ordered=True)

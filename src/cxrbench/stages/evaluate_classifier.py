@@ -2,7 +2,8 @@
 intervals (vectorised, seeded) over images or, with evaluate.bootstrap.unit=patient, over patients.
 
 Writes metrics/classifier.json (DVC metrics), plots/classifier_roc.csv (DVC plots: ROC points per class) and
-results/classifier/predictions.csv (image, patient, true labels and scores, for the report).
+results/classifier/predictions.csv (image, patient, true labels and scores: the format of cxrbench.predictions,
+which also scores other models' predictions the same way).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import artefacts, engine, seed_streams, store, training
-from cxrbench.fileio import atomic_path, metric_value, write_json
-from cxrbench.metrics.roc import bootstrap_auc, roc_curve_points, unit_groups
+from cxrbench import artefacts, engine, store, training
+from cxrbench.fileio import atomic_path, write_json
+from cxrbench.metrics.roc import roc_curve_points
 from cxrbench.models import networks
+from cxrbench.predictions import classifier_metrics, predictions_frame
 from cxrbench.splits import split_rows
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import LABELS, NIH_MAX
@@ -48,28 +50,14 @@ def evaluate(params: dict[str, Any]) -> None:
     norm = (model_cfg["mean"], model_cfg["std"])
     scores = torch.sigmoid(engine.predict(model, images, rows, NIH_MAX, norm, runtime, device, batch_size=64)).numpy()
     y = index[list(LABELS)].to_numpy(np.uint8)[rows]
-
-    boot_cfg = params["evaluate"]["bootstrap"]
-    patients = index["patient"].to_numpy()[rows]
-    seed = int(np.random.SeedSequence([params["seed"], seed_streams.BOOTSTRAP_CLASSIFIER]).generate_state(1)[0])
-    boot = bootstrap_auc(y, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"],
-                         groups=unit_groups(boot_cfg["unit"], patients), seed=seed)
-    per_class = {label: {"auc": metric_value(boot["auc"][k]), "ci_low": metric_value(boot["ci_low"][k]),
-                         "ci_high": metric_value(boot["ci_high"][k]), "positives": int(y[:, k].sum())}
-                 for k, label in enumerate(LABELS)}
-    metrics = {"test_images": int(len(rows)), "mean_auc": metric_value(boot["mean_auc"]),
-               "mean_auc_ci": [metric_value(boot["mean_ci_low"]), metric_value(boot["mean_ci_high"])],
-               "bootstrap": {"resamples": boot_cfg["resamples"], "alpha": boot_cfg["alpha"], "unit": boot_cfg["unit"],
-                             "units": int(boot["n_units"])},
-               "per_class": per_class}
-    log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", boot["mean_auc"], boot["mean_ci_low"],
-             boot["mean_ci_high"], len(rows))
+    metrics = classifier_metrics(y, scores, index["patient"].to_numpy()[rows], params["evaluate"]["bootstrap"],
+                                 params["seed"])
+    log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", metrics["mean_auc"], *metrics["mean_auc_ci"],
+             len(rows))
     write_json(artefacts.METRICS_CLASSIFIER, metrics)
     with atomic_path(artefacts.PLOT_CLASSIFIER_ROC) as tmp:
         roc_points(y, scores).to_csv(tmp, index=False, lineterminator="\n")
-    predictions = index.loc[rows, ["image", "patient"]].reset_index(drop=True)
-    predictions = pd.concat([predictions, pd.DataFrame(y, columns=list(LABELS)),
-                             pd.DataFrame(scores.round(6), columns=[f"score_{label}" for label in LABELS])], axis=1)
+    predictions = predictions_frame(index, rows, scores)
     with atomic_path(artefacts.RESULTS_CLASSIFIER, is_dir=True) as out:
         predictions.to_csv(out / "predictions.csv", index=False, lineterminator="\n", float_format="%.6f")
 

@@ -43,9 +43,9 @@ from cxrbench.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
 GOOGLE = artefacts.RAW["google"]
-FOUR_FINDINGS_LABELS = GOOGLE / "four_findings_expert_labels" / "test_labels.csv"
+FOUR_FINDINGS_LABELS = GOOGLE / google_labels.FOUR_FINDINGS_TEST
 FOUR_FINDINGS_READERS = GOOGLE / "four_findings_expert_labels" / "individual_readers.csv"
-ALL_FINDINGS_LABELS = GOOGLE / "all_findings_expert_labels" / "test_labels.csv"
+ALL_FINDINGS_LABELS = GOOGLE / google_labels.ALL_FINDINGS_TEST
 ALL_FINDINGS_READERS = GOOGLE / "all_findings_expert_labels" / "test_individual_readers.csv"
 SPLIT = artefacts.SPLIT_NIH
 PREDICTIONS = artefacts.RESULTS_CLASSIFIER / "predictions.csv"

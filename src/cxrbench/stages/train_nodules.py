@@ -83,7 +83,7 @@ def classifier_batches(rois: np.ndarray, labels: np.ndarray, cfg: dict[str, Any]
     malignancy does not depend on its orientation)."""
     def epoch(rng: np.random.Generator, augment: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch in training.shuffled_batches(np.arange(len(rois)), cfg["batch_size"], rng):
-            x = random_dihedral(training.to_input(rois[batch], JSRT_MAX, *norm, device), augment)
+            x = training.random_dihedral(training.to_input(rois[batch], JSRT_MAX, *norm, device), augment)
             if runtime["channels_last"]:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, torch.from_numpy(labels[batch, None].astype(np.float32)).to(device)
@@ -107,15 +107,6 @@ def patch_origins(rows: np.ndarray, targets: nodules.HeatmapTargets, size: int, 
     return sample_rows, top, left
 
 
-def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flip a random half of the batch left-right, then turn each item by a random multiple of 90 degrees."""
-    x = training.random_hflip(x, generator)
-    turns = torch.randint(0, 4, (x.shape[0],), generator=generator).to(x.device)
-    for k in (1, 2, 3):
-        x[turns == k] = torch.rot90(x[turns == k], k, dims=(-2, -1))
-    return x
-
-
 def heatmap_batches(images: np.ndarray, rows: np.ndarray, targets: nodules.HeatmapTargets, cfg: dict[str, Any],
                     norm: tuple[float, float], runtime: dict[str, Any], device: torch.device) -> engine.Batches:
     """Random patches (cfg.patches_per_case per case and epoch) with their target heat maps, cropped on the
@@ -134,7 +125,7 @@ def heatmap_batches(images: np.ndarray, rows: np.ndarray, targets: nodules.Heatm
             pixels = images[unique_rows][position[:, None, None], ys[:, :, None], xs[:, None, :]]
             x = training.to_input(pixels, JSRT_MAX, *norm, device)
             y = torch.from_numpy(targets.render(sample_rows[pick], ys, xs)).to(device).unsqueeze(1)
-            both = random_dihedral(torch.cat([x, y], dim=1), augment)
+            both = training.random_dihedral(torch.cat([x, y], dim=1), augment)
             if runtime["channels_last"]:
                 both = both.contiguous(memory_format=torch.channels_last)
             yield both[:, :1], both[:, 1:]

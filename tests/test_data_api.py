@@ -1,0 +1,113 @@
+"""cxrbench.data on the shared tiny run: the README's snippet runs as written; each dataset gives the store's
+pixels standardised as the pipeline does, its labels or masks, and names its items; datasets pickle without
+their arrays (DataLoader workers map the store themselves); outside predictions are scored exactly as
+evaluate_classifier scores ours; and the exported names stay."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import cxrbench.data as api
+from cxrbench import store, training
+from cxrbench.errors import DataError
+from cxrbench.vocabulary import LABELS, OBJECTS
+from helpers.pipeline import ROOT
+
+pytestmark = pytest.mark.e2e
+
+# Removing a name breaks users' code: add names freely, remove none without a deprecation.
+PROMISED = {"IMAGENET_GREY", "batch_loader", "JSRTNodules", "NIHClassification", "NIH_LABEL_SETS", "SCRSegmentation",
+            "random_dihedral", "random_hflip", "score_classifier", "standardise"}
+
+
+def readme_snippet() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return re.search(r"<!-- snippet: cxrbench.data -->\n```python\n(.*?)```", readme, re.S).group(1)
+
+
+def test_the_exported_names_stay():
+    assert PROMISED <= set(api.__all__) and all(hasattr(api, name) for name in api.__all__)
+
+
+def test_the_readme_snippet_runs_as_written_and_scores_like_the_pipeline(tiny_run, tmp_path, capsys):
+    code = readme_snippet()
+    assert code.count('run = "."') == 1
+    with contextlib.chdir(tmp_path):
+        exec(compile(code.replace('run = "."', f'run = "{tiny_run}"'), "README.md", "exec"), {})
+    mean_auc = float(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 <= mean_auc <= 1.0 and (tmp_path / "my_predictions.csv").is_file()
+
+
+def test_our_own_predictions_score_to_our_own_metrics(tiny_run):
+    ours = json.loads((tiny_run / "metrics/classifier.json").read_text())
+    assert api.score_classifier(tiny_run / "results/classifier/predictions.csv", tiny_run) == ours
+
+
+def test_predictions_that_miss_or_add_images_are_refused_naming_them(tiny_run, tmp_path):
+    frame = pd.read_csv(tiny_run / "results/classifier/predictions.csv")
+    frame.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DataError, match=rf"short.csv: not one row per test image: test images without a row \(1\): "
+                                        rf"{re.escape(frame['image'][0])}"):
+        api.score_classifier(tmp_path / "short.csv", tiny_run)
+    frame.drop(columns="score_Hernia").to_csv(tmp_path / "columns.csv", index=False)
+    with pytest.raises(DataError, match=r"missing columns \['score_Hernia'\]"):
+        api.score_classifier(tmp_path / "columns.csv", tiny_run)
+
+
+def test_nih_items_are_the_split_part_standardised_as_in_training(tiny_run):
+    train = api.NIHClassification(tiny_run, part="train")
+    index, split = store.read_index(tiny_run / "data/store/nih"), pd.read_csv(tiny_run / "data/splits/nih.csv")
+    pixels = store.open_array(store.find_images(tiny_run / "data/store/nih"))
+    assert set(train.items["image"]) == set(split.loc[split["part"] == "train", "image"])
+    assert train.normalisation == training.intensity_stats(pixels, train.items["row"].to_numpy(), 255.0)
+    image, target = train[3]
+    row = train.items["row"][3]
+    expected = training.to_input(pixels[[row]], 255.0, *train.normalisation, torch.device("cpu"))[0]
+    torch.testing.assert_close(image, expected)
+    labels = index.set_index("row").loc[row, list(LABELS)].to_numpy(np.float32)
+    np.testing.assert_array_equal(target.numpy(), labels)
+    assert list(train.items.columns) == ["row", "image", "patient", "view"]
+    revived = pickle.loads(pickle.dumps(train))
+    assert revived._array is None and torch.equal(revived[3][0], image)
+    in_workers = next(iter(DataLoader(train, batch_size=8, num_workers=2)))  # each worker maps the store itself
+    in_process = next(iter(DataLoader(train, batch_size=8)))
+    whole_batch = next(iter(api.batch_loader(train, batch_size=8)))
+    for other in (in_workers, whole_batch):
+        assert all(torch.equal(a, b) for a, b in zip(other, in_process, strict=True))
+
+
+def test_expert_labels_are_nan_where_an_image_has_none(tiny_run):
+    test = api.NIHClassification(tiny_run, part="test", labels="expert_four")
+    assert test.label_names == api.NIH_LABEL_SETS["expert_four"] and test.labels.shape == (len(test), 4)
+    labelled = ~np.isnan(test.labels).all(axis=1)
+    assert 0 < labelled.sum() < len(test)
+    assert set(np.unique(test.labels[labelled])) <= {0.0, 1.0, np.nan} or np.isnan(test.labels[labelled]).any()
+
+
+def test_scr_masks_are_the_five_objects_of_the_store(tiny_run):
+    fold = api.SCRSegmentation(tiny_run, fold=2)
+    image, masks = fold[0]
+    packed = store.open_array(store.find_masks(tiny_run / "data/store/jsrt"))[fold.items["row"][0]]
+    assert masks.shape == (len(OBJECTS), *image.shape[1:]) and masks.dtype == torch.float32
+    np.testing.assert_array_equal(masks.numpy(), store.unpack_masks(packed[None], len(OBJECTS))[0])
+    assert masks[0].sum() > 0  # a right lung
+
+
+def test_nodule_tasks_follow_the_folds(tiny_run):
+    split = pd.read_csv(tiny_run / "data/splits/jsrt_nodules.csv")
+    rois = api.JSRTNodules(tiny_run, task="malignancy", folds=[1])
+    assert set(rois.items["case"]) == set(split.query("task == 'malignancy' and fold == 1")["case"])
+    image, label = rois[0]
+    roi_side = store.open_array(store.find_nodule_rois(tiny_run / "data/store/jsrt")).shape[-1]
+    assert image.shape == (1, roi_side, roi_side) and label.shape == (1,)
+    whole = api.JSRTNodules(tiny_run, task="nodule")
+    assert len(whole) == len(split.query("task == 'nodule'"))
