@@ -19,9 +19,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # datasets -> (outputs that must exist, outputs that must not)
 CASES = {
     "nih": (["metrics/classifier.json", "metrics/localisation.json", "results/datasets/nih.json"],
-            ["data/raw/google", "metrics/expert_labels.json", "data/raw/jsrt", "data/store/jsrt",
+            ["data/raw/google", "metrics/expert_labels.json", "metrics/label_quality.json", "data/raw/jsrt", "data/store/jsrt",
              "metrics/segmenter.json", "metrics/nodules.json", "results/datasets/jsrt.json"]),
-    "nih,google": (["metrics/classifier.json", "metrics/expert_labels.json", "data/manifests/google.csv"],
+    "nih,google": (["metrics/classifier.json", "metrics/expert_labels.json", "metrics/label_quality.json",
+                    "data/manifests/google.csv"],
                    ["data/raw/jsrt", "metrics/segmenter.json", "metrics/nodules.json"]),
     "jsrt,scr": (["metrics/segmenter.json", "metrics/nodules.json", "results/datasets/scr.json"],
                  ["data/raw/nih", "data/raw/google", "data/store/nih", "metrics/classifier.json",

@@ -23,6 +23,7 @@ LIVE_OUTPUTS = ("metrics.json", "plots/metrics")
 RESULTS_DATASETS = _RESULTS / "datasets"
 RESULTS_CLASSIFIER, RESULTS_SEGMENTER, RESULTS_NODULES = _RESULTS / "classifier", _RESULTS / "segmenter", _RESULTS / "nodules"
 RESULTS_LOCALISATION, RESULTS_EXPERT_LABELS = _RESULTS / "localisation", _RESULTS / "expert_labels"
+RESULTS_LABEL_QUALITY, METRICS_LABEL_QUALITY = _RESULTS / "label_quality", _METRICS / "label_quality.json"
 REPORT_HTML, REPORT_MD = _RESULTS / "report.html", _RESULTS / "report.md"
 
 METRICS_DATASETS, METRICS_CLASSIFIER = _METRICS / "datasets.json", _METRICS / "classifier.json"

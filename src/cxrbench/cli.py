@@ -59,6 +59,18 @@ def cmd_stats_nih(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats_labels(args: argparse.Namespace) -> int:
+    from cxrbench import label_quality
+
+    table = label_quality.from_files(args.metadata, args.google, {"resamples": args.resamples, "alpha": 0.05},
+                                     args.seed)
+    print(f"NIH's labels against Google's radiologists ({args.metadata}, {args.google}); kappa with a 95% "
+          f"bootstrap interval over patients ({args.resamples} resamples)\n")
+    print(label_quality.format_table(table))
+    _write_outputs(args, {"dataset": "nih", "label_quality": table.to_dict(orient="records")})
+    return 0
+
+
 def cmd_stats_jsrt(args: argparse.Namespace) -> int:
     from cxrbench import stats
     from cxrbench.datasets import jsrt
@@ -95,6 +107,13 @@ def _add_stats_parser(sub: argparse._SubParsersAction) -> None:
     nih_parser.add_argument("--split", help="split table with columns image, part (e.g. data/splits/nih.csv): adds prevalence per part")
     nih_parser.add_argument("--figure", help="write the co-occurrence heat map here (.png, .pdf, .svg)")
     nih_parser.set_defaults(func=cmd_stats_nih)
+    labels_parser = datasets.add_parser(
+        "labels", help="NIH's NLP-mined labels against Google's radiologists: sensitivity, PPV, Cohen's kappa")
+    labels_parser.add_argument("--metadata", required=True, help="Data_Entry_2017.csv or Data_Entry_2017_v2020.csv")
+    labels_parser.add_argument("--google", required=True, help="the google_expert_labels/ folder")
+    labels_parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    labels_parser.add_argument("--seed", type=int, default=0, help="master seed (default 0, as params.yaml)")
+    labels_parser.set_defaults(func=cmd_stats_labels)
     jsrt_parser = datasets.add_parser("jsrt", help="JSRT nodules by subtlety, size, malignancy and location")
     jsrt_parser.add_argument("--dir", required=True, help="JSRT folder holding CLNDAT_EN.txt and CNNDAT_EN.TXT")
     jsrt_parser.set_defaults(func=cmd_stats_jsrt)
@@ -103,7 +122,7 @@ def _add_stats_parser(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--store", help="decoded JSRT store with masks_<S>.npy and index.csv (data/store/jsrt)")
     source.add_argument("--dir", help="SCR folder with scratch/fold{1,2}/masks/<object>/<case>.gif")
     scr_parser.set_defaults(func=cmd_stats_scr)
-    for parser in (nih_parser, jsrt_parser, scr_parser):
+    for parser in (nih_parser, labels_parser, jsrt_parser, scr_parser):
         parser.add_argument("--json", help="also write the statistics as JSON here")
 
 

@@ -1,3 +1,4 @@
 # Benchmark evaluation and the report next to the published results.
-declare_stage_rules("evaluate_classifier", "evaluate_segmenter", "evaluate_localisation", "evaluate_expert_labels",
-                    "evaluate_nodules", "write_report", local=("evaluate_expert_labels", "write_report"))
+declare_stage_rules("assess_labels", "evaluate_classifier", "evaluate_segmenter", "evaluate_localisation",
+                    "evaluate_expert_labels", "evaluate_nodules", "write_report",
+                    local=("assess_labels", "evaluate_expert_labels", "write_report"))

@@ -36,6 +36,7 @@ from cxrbench import artefacts, seed_streams
 from cxrbench.datasets import google_labels
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, metric_value, write_json
+from cxrbench.label_quality import NIH_LABELS_OF
 from cxrbench.metrics.roc import bootstrap_auc, operating_point, roc_curve_points, unit_groups
 from cxrbench.splits import require_held_out
 from cxrbench.stages._app import run_stage
@@ -57,12 +58,7 @@ ROC_COLUMNS = ["set", "finding", "score", "fpr", "tpr"]
 FOUR_FINDINGS_SET, ALL_FINDINGS_SET = "four_findings", "all_findings"
 ABNORMAL = "Abnormal"
 # Which NIH outputs answer each Google finding (their maximum probability); empty: no NIH counterpart.
-FINDING_SCORES: dict[str, tuple[str, ...]] = {
-    "Fracture": (),
-    "Pneumothorax": ("Pneumothorax",),
-    "Airspace_Opacity": ("Consolidation", "Pneumonia", "Infiltration", "Edema", "Atelectasis"),
-    "Nodule_Mass": ("Nodule", "Mass"),
-}
+FINDING_SCORES = NIH_LABELS_OF
 NOT_AVAILABLE = "not available: no NIH ChestX-ray14 label corresponds to it"
 
 

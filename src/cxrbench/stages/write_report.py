@@ -17,6 +17,7 @@ from cxrbench.report import (
     classification,
     datasets,
     expert_labels,
+    label_quality,
     localisation,
     nodules,
     provenance,
@@ -41,7 +42,7 @@ def sections(used: list[str]) -> list[Section]:
     if "nih" in used:
         chosen += [classification.section, localisation.section]
         if "google" in used:
-            chosen.append(expert_labels.section)
+            chosen += [expert_labels.section, label_quality.section]
     if "jsrt" in used:
         chosen += [segmentation.section, nodules.section]
     return [*chosen, provenance.section]
