@@ -28,7 +28,7 @@ JSRT_SCR_STAGES = {"acquire_jsrt_scr", "decode_jsrt", "split_scr", "split_jsrt",
                    "evaluate_segmenter", "evaluate_nodules"}
 NIH_STAGES = {"acquire_nih", "decode_nih", "split_nih", "train_classifier", "evaluate_classifier",
               "evaluate_localisation"}
-GOOGLE_STAGES = {"acquire_google", "evaluate_expert_labels"}
+GOOGLE_STAGES = {"acquire_google", "assess_labels", "evaluate_expert_labels"}
 
 
 def _paths(entries) -> list[str]:
