@@ -15,7 +15,10 @@ SPLIT_NIH, SPLIT_NIH_INFO = _DATA / "splits" / "nih.csv", _DATA / "splits" / "ni
 SPLIT_JSRT_NODULES, SPLIT_JSRT_NODULES_INFO = _DATA / "splits" / "jsrt_nodules.csv", _DATA / "splits" / "jsrt_nodules.json"
 
 MODEL_CLASSIFIER, MODEL_SEGMENTER, MODEL_NODULES = Path("models/classifier"), Path("models/segmenter"), Path("models/nodules")
-MODEL_CONFIG, MODEL_THROUGHPUT = "config.json", "throughput.json"  # in each of those folders
+MODEL_CONFIG = "config.json"  # in each of those folders
+# training speed, measured (wall-clock): DVC metrics of their own, outside the model folders, whose hashes stay
+# a function of the parameters and data
+THROUGHPUT = {task: _METRICS / f"throughput_{task}.json" for task in ("classifier", "segmenter", "nodules")}
 # dvclive folders; each holds metrics.json and plots/metrics/ (the training curves), declared as such
 LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES = Path("dvclive/classifier"), Path("dvclive/segmenter"), Path("dvclive/nodules")
 LIVE_OUTPUTS = ("metrics.json", "plots/metrics")
@@ -37,6 +40,6 @@ PLOT_EXPERT_LABELS_ROC, PLOT_EXPERT_LABELS_READERS = _PLOTS / "expert_labels_roc
 def named() -> set[str]:
     """Every artefact named here, spelt as workflow/pipeline.yaml spells its paths."""
     paths = {value for name, value in globals().items() if isinstance(value, Path) and not name.startswith("_")}
-    paths |= {*RAW.values(), *MANIFESTS.values()}
+    paths |= {*RAW.values(), *MANIFESTS.values(), *THROUGHPUT.values()}
     live = {LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES}
     return {p.as_posix() for p in paths - live} | {f"{p.as_posix()}/{part}" for p in live for part in LIVE_OUTPUTS}

@@ -147,11 +147,11 @@ def log_history(directory: str | Path, history: list[dict[str, float]]) -> None:
             live.next_step()
 
 
-def write_throughput(directory: Path, rates: dict[str, float], unit: str) -> None:
-    """models/<task>/throughput.json: training speed per model, beside config.json rather than in it, because
-    it is the one output of a training stage that is measured (wall-clock) rather than computed: it differs
-    between runs, and everything else a stage writes is byte-identical for the same parameters."""
-    write_json(directory / artefacts.MODEL_THROUGHPUT, {"unit": unit, "per_second": {name: round(rate, 1) for name, rate in rates.items()},
+def write_throughput(task: str, rates: dict[str, float], unit: str) -> None:
+    """metrics/throughput_<task>.json: training speed per model. Not in the model folder: it is the one output
+    of a training stage that is measured (wall-clock) rather than computed, so it differs between runs, while
+    everything else a stage writes is byte-identical for the same parameters."""
+    write_json(artefacts.THROUGHPUT[task], {"unit": unit, "per_second": {name: round(rate, 1) for name, rate in rates.items()},
                                         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"})
 
 

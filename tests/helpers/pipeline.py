@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 OUTPUT_DIRS = ("data", "models", "dvclive", "metrics", "plots", "results")
 # Outputs measured rather than computed (training speed, wall-clock): the only ones that differ between runs,
 # and the report's cells that quote them ("61.2 images/s").
-UNREPRODUCIBLE = {".snakemake_timestamp", artefacts.MODEL_THROUGHPUT}
+UNREPRODUCIBLE = {".snakemake_timestamp", *(path.name for path in artefacts.THROUGHPUT.values())}
 MEASURED_IN_REPORT = re.compile(rb"\b[0-9][0-9.]* (images|ROIs|patches)/s")
 REPORTS = {"report.md", "report.html"}
 # Fixed identity and dates: copies of the same tree get the same commit, so reports that name the commit agree.
@@ -69,6 +69,15 @@ def output_hashes(repo: Path) -> dict[str, str]:
                     content = MEASURED_IN_REPORT.sub(b"<measured>", content)
                 hashes[path.relative_to(repo).as_posix()] = hashlib.sha256(content).hexdigest()
     return hashes
+
+
+def reproducible_lock(lock: dict) -> dict:
+    """dvc.lock's stages without the outputs measured rather than computed (UNREPRODUCIBLE): what two runs of
+    the same parameters must agree on."""
+    def keep(entries: list) -> list:
+        return [e for e in entries if Path(e["path"]).name not in UNREPRODUCIBLE]
+    return {stage: {**entry, **({"outs": keep(entry["outs"])} if "outs" in entry else {})}
+            for stage, entry in lock["stages"].items()}
 
 
 def planned_rules(repo: Path) -> set[str]:

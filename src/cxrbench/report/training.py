@@ -27,7 +27,7 @@ def section(report: Report, run: Run) -> None:
 
 
 def networks_table(run: Run) -> pd.DataFrame:
-    """One row per network trained: from models/<task>/config.json, and throughput.json for the speed."""
+    """One row per network trained: from models/<task>/config.json, and metrics/throughput_<task>.json."""
     rows = []
 
     def add(task: str, record: dict, speeds: list[float], unit: str) -> None:
@@ -37,15 +37,15 @@ def networks_table(run: Run) -> pd.DataFrame:
                      "training speed": f"{sum(speeds) / len(speeds):.1f} {unit}/s"})
 
     if "nih" in run.datasets:
-        speed = run.json(artefacts.MODEL_CLASSIFIER / artefacts.MODEL_THROUGHPUT)["per_second"]
+        speed = run.json(artefacts.THROUGHPUT["classifier"])["per_second"]
         add("NIH classification", run.json(artefacts.MODEL_CLASSIFIER / artefacts.MODEL_CONFIG)["network"],
             list(speed.values()), "images")
     if "jsrt" in run.datasets:
-        speed = run.json(artefacts.MODEL_SEGMENTER / artefacts.MODEL_THROUGHPUT)["per_second"]
+        speed = run.json(artefacts.THROUGHPUT["segmenter"])["per_second"]
         add("SCR segmentation (per fold)", run.json(artefacts.MODEL_SEGMENTER / artefacts.MODEL_CONFIG)["network"],
             list(speed.values()), "images")
         nodule_models = run.json(artefacts.MODEL_NODULES / artefacts.MODEL_CONFIG)
-        speed = run.json(artefacts.MODEL_NODULES / artefacts.MODEL_THROUGHPUT)["per_second"]
+        speed = run.json(artefacts.THROUGHPUT["nodules"])["per_second"]
         for kind, task, unit in (("classifier", "JSRT malignancy (per fold)", "ROIs"),
                                  ("heatmap", "JSRT nodule heat map (per fold)", "patches")):
             add(task, nodule_models["networks"][kind], [speed[name] for name, model in nodule_models["models"].items()
@@ -54,8 +54,7 @@ def networks_table(run: Run) -> pd.DataFrame:
 
 
 def _device(run: Run) -> str:
-    models = [artefacts.MODEL_CLASSIFIER] if "nih" in run.datasets else [artefacts.MODEL_SEGMENTER]
-    return run.json(models[0] / artefacts.MODEL_THROUGHPUT)["device"]
+    return run.json(artefacts.THROUGHPUT["classifier" if "nih" in run.datasets else "segmenter"])["device"]
 
 
 def curves_figure(directory: Path, title: str):

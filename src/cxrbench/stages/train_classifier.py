@@ -6,7 +6,7 @@ weights, ImageNet's or a checkpoint of ours (`model.classifier.init`); Adam, lea
 a validation-loss plateau, random horizontal flips on the device, model chosen by validation loss. On CUDA:
 bf16 autocast, channels_last, pinned non-blocking copies and torch.compile, as train.runtime says. Logs per
 epoch with dvclive (dvclive/classifier), checkpoints every epoch (a killed run resumes where it stopped and
-ends in the same state), and writes models/classifier/{model.pt, config.json, throughput.json}.
+ends in the same state), and writes models/classifier/{model.pt, config.json} and metrics/throughput_classifier.json.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def train(params: dict[str, Any]) -> None:
         write_json(out / "config.json", {"labels": list(LABELS), "size": int(size), "mean": norm[0], "std": norm[1],
                                          "best_epoch": best["epoch"], "best_val_loss": round(best["val_loss"], 6),
                                          "network": networks.describe(model, network, size, loaded)})
-        training.write_throughput(out, {"classifier": progress.throughput()}, "training images")
+    training.write_throughput("classifier", {"classifier": progress.throughput()}, "training images")
     checkpoint.clear()
 
 

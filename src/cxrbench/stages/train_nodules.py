@@ -12,7 +12,7 @@ For each fold k of data/splits/jsrt_nodules.csv, trained on the other folds (fol
 Every model is a pure function of the seed, its name and the data: the models train one after another, each
 from its own random streams. Each epoch ends with a checkpoint (checkpoints/train_nodules_<model>.pt); a killed
 run resumes after the last completed epoch and ends in the same state as an uninterrupted one. Writes
-models/nodules/ (the models, config.json and throughput.json) and dvclive/nodules (training loss per epoch, mean over folds).
+models/nodules/ (the models and config.json), metrics/throughput_nodules.json and dvclive/nodules (training loss per epoch, mean over folds).
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def train(params: dict[str, Any]) -> None:
                                          "heatmap_task": HEATMAP_TASK, "classifier_task": CLASSIFIER_TASK,
                                          "classifier": cfg["classifier"], "heatmap": cfg["heatmap"],
                                          "networks": described, "models": records})
-        training.write_throughput(out, rates, "training ROIs (classifiers) and patches (heat maps)")
+    training.write_throughput("nodules", rates, "training ROIs (classifiers) and patches (heat maps)")
     for checkpoint in checkpoints.values():
         checkpoint.clear()
 

@@ -3,7 +3,7 @@ default), one sigmoid map per object.
 
 Trains one model per SCR fold (the SCR protocol: train on one fold, test on the other, both directions),
 Dice + BCE loss, on the decoded JSRT store. Logs with dvclive (dvclive/segmenter) and writes
-models/segmenter/{train_fold1.pt, train_fold2.pt, config.json, throughput.json}. Checkpoints every epoch; a killed run
+models/segmenter/{train_fold1.pt, train_fold2.pt, config.json} and metrics/throughput_segmenter.json. Checkpoints every epoch; a killed run
 resumes where it stopped and ends in the same state.
 """
 
@@ -89,7 +89,7 @@ def train(params: dict[str, Any]) -> None:
         write_json(out / "config.json", {"objects": list(OBJECTS), "size": int(images.shape[-1]),
                                          "network": networks.describe(model, network, images.shape[-1], loaded),
                                          "norm": {f"fold{f}": {"mean": m, "std": s} for f, (m, s) in norms.items()}})
-        training.write_throughput(out, rates, "training images")
+    training.write_throughput("segmenter", rates, "training images")
     for checkpoint in checkpoints.values():
         checkpoint.clear()
 
