@@ -34,6 +34,7 @@ METRICS_SEGMENTER, METRICS_NODULES = _METRICS / "segmenter.json", _METRICS / "no
 METRICS_LOCALISATION, METRICS_EXPERT_LABELS = _METRICS / "localisation.json", _METRICS / "expert_labels.json"
 
 PLOT_CLASSIFIER_ROC, PLOT_NODULES_FROC = _PLOTS / "classifier_roc.csv", _PLOTS / "nodules_froc.csv"
+METRICS_CALIBRATION, PLOT_CLASSIFIER_RELIABILITY = _METRICS / "calibration.json", _PLOTS / "classifier_reliability.csv"
 PLOT_EXPERT_LABELS_ROC, PLOT_EXPERT_LABELS_READERS = _PLOTS / "expert_labels_roc.csv", _PLOTS / "expert_labels_readers.csv"
 
 

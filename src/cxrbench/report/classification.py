@@ -1,5 +1,6 @@
-"""Section NIH ChestX-ray14 classification: per-class AUC beside the published results, ROC curves and test
-images with their labels and top prediction (metrics/classifier.json, plots/classifier_roc.csv, results/classifier/)."""
+"""Section NIH ChestX-ray14 classification: per-class AUC beside the published results, ROC curves, the
+reliability of the probabilities, and test images with their labels and top prediction (metrics/classifier.json,
+plots/classifier_roc.csv, metrics/calibration.json, plots/classifier_reliability.csv, results/classifier/)."""
 
 from __future__ import annotations
 
@@ -21,19 +22,28 @@ def section(report: Report, run: Run) -> None:
     report.heading("NIH ChestX-ray14 classification")
     metrics = run.json(artefacts.METRICS_CLASSIFIER)
     published = load_published(task="nih_classification")
-    report.table(classifier_comparison(metrics, published, run.synthetic, nih_split_name(run.nih_split)),
+    report.table(classifier_comparison(metrics, published, run.synthetic, nih_split_name(run.nih_split),
+                                       run.network_name(artefacts.MODEL_CLASSIFIER)),
                  f"Per-class ROC AUC on {metrics['test_images']} test images (95% bootstrap CI of the mean, "
                  f"{metrics['bootstrap']['resamples']} resamples of {metrics['bootstrap']['unit']}s) beside published results")
     report.figure(roc_figure(run.csv(artefacts.PLOT_CLASSIFIER_ROC), metrics), "ROC curves on the test part")
+    calibration = run.json(artefacts.METRICS_CALIBRATION)
+    report.figure(reliability_figure(run.csv(artefacts.PLOT_CLASSIFIER_RELIABILITY)),
+                  f"Reliability of the probabilities ({calibration['bins']} equal-width bins): mean ECE "
+                  + ", ".join(f"{part} {calibration[part]['mean_ece']:.3f} (Brier {calibration[part]['mean_brier']:.3f})"
+                              for part in ("val", "test")))
+    report.table(run.csv(artefacts.RESULTS_CLASSIFIER / "calibration.csv").round(4),
+                 "Expected calibration error and Brier score per class")
     nih_images = store.open_array(store.find_images(run.path(artefacts.STORE_NIH)))
     predictions = run.csv(artefacts.RESULTS_CLASSIFIER / "predictions.csv")
     report.figure(nih_examples_figure(nih_images, predictions, run.nih_index),
                   "Test images with true labels and the top prediction")
 
 
-def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool, our_split: str) -> pd.DataFrame:
+def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool, our_split: str,
+                          network: str) -> pd.DataFrame:
     """Our per-class AUC beside every published row, with the split each used and the difference in mean."""
-    ours = {"source": OURS, "method": "DenseNet-121", "split": our_split,
+    ours = {"source": OURS, "method": network, "split": our_split,
             **{label: metrics["per_class"][label]["auc"] for label in LABELS},
             "mean": metrics["mean_auc"], "mean 95% CI": "{:.3f}-{:.3f}".format(*metrics["mean_auc_ci"])}
     papers = []
@@ -68,4 +78,20 @@ def nih_examples_figure(images: np.ndarray, predictions: pd.DataFrame, index: pd
         top = max(LABELS, key=lambda label: p[f"score_{label}"])
         ax.set_title(f"{p['image']}\ntrue: {', '.join(truth)}\ntop: {top} {p[f'score_{top}']:.2f}", fontsize=7)
         ax.axis("off")
+    return fig
+
+
+def reliability_figure(curves: pd.DataFrame):
+    """Observed frequency against mean predicted probability per class, validation dashed, test solid."""
+    fig, axes = plt.subplots(2, 7, figsize=(14, 4.4), sharex=True, sharey=True)
+    for ax, label in zip(axes.flat, LABELS, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+        for part, style in (("val", "--"), ("test", "-")):
+            curve = curves[(curves["class"] == label) & (curves["part"] == part)]
+            ax.plot(curve["mean_predicted"], curve["observed"], style, marker=".", label=part)
+        ax.set_title(label, fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    fig.supxlabel("mean predicted probability")
+    fig.supylabel("observed frequency")
+    fig.tight_layout()
     return fig

@@ -32,6 +32,10 @@ class Run:
     def json(self, output: Path) -> dict[str, Any]:
         return json.loads(self.path(output).read_text())
 
+    def network_name(self, model: Path) -> str:
+        """The name of the network a model folder holds (its config.json), for "ours" rows."""
+        return self.json(model / artefacts.MODEL_CONFIG)["network"]["name"]
+
     def csv(self, output: Path, **options: Any) -> pd.DataFrame:
         return pd.read_csv(self.path(output), **options)
 

@@ -25,7 +25,8 @@ def section(report: Report, run: Run) -> None:
     report.paragraph(f"Pixel error over the five labels: {seg['overall']['pixel_error']['mean']:.4f} "
                      f"(sd {seg['overall']['pixel_error']['sd'] or 0:.4f}).")
     cases = run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv")
-    report.table(segmenter_comparison(cases, seg, load_published(task="scr_segmentation"), run.synthetic),
+    report.table(segmenter_comparison(cases, seg, load_published(task="scr_segmentation"), run.synthetic,
+                                      run.network_name(artefacts.MODEL_SEGMENTER)),
                  "Beside the published SCR results (lungs = mean of both lung fields per image)")
     lungs = cases[cases["object"].str.endswith("lung")].groupby("case")["jaccard"].mean().sort_values()
     chosen = [lungs.index[-1], lungs.index[0]]
@@ -50,9 +51,10 @@ def segmenter_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).astype(float, errors="ignore")
 
 
-def segmenter_comparison(cases: pd.DataFrame, metrics: dict, published: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+def segmenter_comparison(cases: pd.DataFrame, metrics: dict, published: pd.DataFrame, synthetic: bool,
+                         network: str) -> pd.DataFrame:
     """Jaccard per object group and pixel error (mean over images) beside the published SCR rows."""
-    ours = {"source": OURS, "method": "U-Net", "split": SCR_SPLIT}
+    ours = {"source": OURS, "method": network, "split": SCR_SPLIT}
     for group, objects in SCR_GROUPS.items():
         ours[f"Jaccard {group}"] = cases[cases["object"].isin(objects)].groupby("case")["jaccard"].mean().mean()
     ours["pixel error"] = metrics["overall"]["pixel_error"]["mean"]

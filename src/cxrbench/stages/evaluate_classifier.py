@@ -1,6 +1,10 @@
 """Stage evaluate_classifier: per-class ROC AUC of the NIH classifier on the test part, with 95% bootstrap
 intervals (vectorised, seeded) over images or, with evaluate.bootstrap.unit=patient, over patients.
 
+Calibration of the probabilities on the validation and test parts (cxrbench.metrics.calibration: 10 equal-width
+bins): metrics/calibration.json (mean ECE and Brier score over the classes, per part), results/classifier/
+calibration.csv (per part and class) and plots/classifier_reliability.csv (the reliability curves).
+
 Writes metrics/classifier.json (DVC metrics), plots/classifier_roc.csv (DVC plots: ROC points per class) and
 results/classifier/predictions.csv (image, patient, true labels and scores: the format of cxrbench.predictions,
 which also scores other models' predictions the same way).
@@ -17,7 +21,8 @@ import pandas as pd
 import torch
 
 from cxrbench import artefacts, engine, store, training
-from cxrbench.fileio import atomic_path, write_json
+from cxrbench.fileio import atomic_path, metric_value, write_json
+from cxrbench.metrics.calibration import BINS, brier_score, expected_calibration_error, reliability
 from cxrbench.metrics.roc import roc_curve_points
 from cxrbench.models import networks
 from cxrbench.predictions import classifier_metrics, predictions_frame
@@ -39,6 +44,19 @@ def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def calibration(y_by_part: dict[str, np.ndarray], p_by_part: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per part and class: ECE and Brier score; per part, class and bin: the reliability curve)."""
+    scores, curves = [], []
+    for part, y in y_by_part.items():
+        for k, label in enumerate(LABELS):
+            p = p_by_part[part][:, k]
+            scores.append({"part": part, "class": label, "positives": int(y[:, k].sum()),
+                           "ece": expected_calibration_error(y[:, k], p), "brier": brier_score(y[:, k], p)})
+            curves.append(reliability(y[:, k], p).assign(part=part, **{"class": label}))
+    curve_columns = ["part", "class", "bin", "lower", "upper", "count", "mean_predicted", "observed"]
+    return pd.DataFrame(scores), pd.concat(curves, ignore_index=True)[curve_columns]
+
+
 def evaluate(params: dict[str, Any]) -> None:
     runtime = {**params["train"]["runtime"], "compile": False}  # one pass over the test set: not worth compiling
     device = training.setup_torch(runtime, params["seed"])
@@ -50,6 +68,10 @@ def evaluate(params: dict[str, Any]) -> None:
     norm = (model_cfg["mean"], model_cfg["std"])
     scores = torch.sigmoid(engine.predict(model, images, rows, NIH_MAX, norm, runtime, device, batch_size=64)).numpy()
     y = index[list(LABELS)].to_numpy(np.uint8)[rows]
+    val_rows = split_rows(index, split, "val")
+    val_scores = torch.sigmoid(engine.predict(model, images, val_rows, NIH_MAX, norm, runtime, device, 64)).numpy()
+    calibration_table, reliability_curves = calibration(
+        {"val": index[list(LABELS)].to_numpy(np.uint8)[val_rows], "test": y}, {"val": val_scores, "test": scores})
     metrics = classifier_metrics(y, scores, index["patient"].to_numpy()[rows], params["evaluate"]["bootstrap"],
                                  params["seed"])
     log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", metrics["mean_auc"], *metrics["mean_auc_ci"],
@@ -57,9 +79,16 @@ def evaluate(params: dict[str, Any]) -> None:
     write_json(artefacts.METRICS_CLASSIFIER, metrics)
     with atomic_path(artefacts.PLOT_CLASSIFIER_ROC) as tmp:
         roc_points(y, scores).to_csv(tmp, index=False, lineterminator="\n")
+    by_part = calibration_table.groupby("part", sort=False)[["ece", "brier"]].mean()
+    write_json(artefacts.METRICS_CALIBRATION, {"bins": BINS, **{part: {"mean_ece": metric_value(row["ece"]),
+                                                                       "mean_brier": metric_value(row["brier"])}
+                                                                for part, row in by_part.iterrows()}})
+    with atomic_path(artefacts.PLOT_CLASSIFIER_RELIABILITY) as tmp:
+        reliability_curves.round(6).to_csv(tmp, index=False, lineterminator="\n")
     predictions = predictions_frame(index, rows, scores)
     with atomic_path(artefacts.RESULTS_CLASSIFIER, is_dir=True) as out:
         predictions.to_csv(out / "predictions.csv", index=False, lineterminator="\n", float_format="%.6f")
+        calibration_table.round(6).to_csv(out / "calibration.csv", index=False, lineterminator="\n")
 
 
 def main() -> None:
