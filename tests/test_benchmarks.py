@@ -17,7 +17,7 @@ import pytest
 RESULT = re.compile(r"RESULT (?P<name>[a-z_]+) ratio=(?P<ratio>\S+)(?P<figures>(?: [a-z0-9_]+=\S+)+)")
 REQUIRED = {
     "decode": ["stage_img_s", "workers", "decode_only_img_s", "bound", "rss_small_mb", "rss_large_mb", "rss_growth"],
-    "loader": ["store_img_s", "png_img_s", "rss_small_mb", "rss_large_mb"],
+    "loader": ["store_img_s", "png_img_s", "rss_small_mb", "rss_large_mb", "api_img_s", "api_ratio"],
 }
 
 
@@ -47,10 +47,10 @@ def test_quick_run_ends_with_one_well_formed_result_line(project_root, tmp_path,
     result_name, ratio, figures = parse_result(done.stdout)
     assert result_name == name
     assert set(REQUIRED[name]) <= set(figures), f"missing figures: {set(REQUIRED[name]) - set(figures)}"
-    numbers = {key: float(value) for key, value in figures.items() if key != "flat"}
+    numbers = {key: float(value) for key, value in figures.items() if not key.endswith("flat")}
     assert all(math.isfinite(value) and value >= 0 for value in numbers.values())
     assert ratio > 0 and all(numbers[key] > 0 for key in REQUIRED[name])
-    assert figures["flat"] in {"yes", "no"}
+    assert all(figures[key] in {"yes", "no"} for key in figures if key.endswith("flat"))
     if name == "decode":  # the ratio is the per-worker stage rate over the one-process decode rate
         expected = numbers["stage_img_s"] / numbers["workers"] / numbers["decode_only_img_s"]
         assert numbers["bound"] == pytest.approx(numbers["parallel_ceiling"] * numbers["work_ratio"], rel=0.02)
@@ -61,7 +61,17 @@ def test_quick_run_ends_with_one_well_formed_result_line(project_root, tmp_path,
     if name == "loader":  # the control that copies the store must show it: the measurement can see a copy
         store_mb = numbers["store_rows_large"] * 224 * 224 / 2**20
         assert numbers["copy_private_large_mb"] > numbers["private_large_mb"] + 0.5 * store_mb, figures
+        assert numbers["api_ratio"] == pytest.approx(numbers["api_img_s"] / numbers["png_img_s"], rel=0.02)
     assert list(tmp_path.iterdir()) == [], "the benchmark must clean up after itself"
+
+
+def test_paired_auc_quick_run_checks_itself_and_reports_its_ratio(project_root, tmp_path):
+    done = subprocess.run([sys.executable, str(project_root / "benchmarks" / "paired_auc.py"), "--quick"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    name, ratio, figures = parse_result(done.stdout)
+    assert name == "paired_auc" and figures["pairs"] == "3" and float(figures["max_abs_diff"]) < 1e-9
+    assert ratio == pytest.approx(float(figures["reference_s"]) / float(figures["midrank_s"]), rel=0.05)
 
 
 def test_result_line_format(common):
