@@ -72,11 +72,14 @@ def output_hashes(repo: Path) -> dict[str, str]:
 
 
 def reproducible_lock(lock: dict) -> dict:
-    """dvc.lock's stages without the outputs measured rather than computed (UNREPRODUCIBLE): what two runs of
-    the same parameters must agree on."""
+    """dvc.lock's stages without the files measured rather than computed (UNREPRODUCIBLE) and the reports that
+    quote them, as dependencies or outputs: what two runs of the same parameters must agree on (output_hashes
+    compares the reports themselves, their measured cells masked)."""
+    measured = UNREPRODUCIBLE | REPORTS
+
     def keep(entries: list) -> list:
-        return [e for e in entries if Path(e["path"]).name not in UNREPRODUCIBLE]
-    return {stage: {**entry, **({"outs": keep(entry["outs"])} if "outs" in entry else {})}
+        return [e for e in entries if Path(e["path"]).name not in measured]
+    return {stage: {**entry, **{kind: keep(entry[kind]) for kind in ("deps", "outs") if kind in entry}}
             for stage, entry in lock["stages"].items()}
 
 
