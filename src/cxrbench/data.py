@@ -14,7 +14,8 @@ copy of its data/ folder). Each dataset
   opens its own map (a dataset pickles without its arrays);
 - returns (image, target) pairs of float32 tensors (a DataLoader fetches a batch with one ascending read of the
   store), the image (1, S, S) standardised as the pipeline does: with
-  the mean and std of the training images (`normalisation=None`) or with the (mean, std) you give (e.g. the
+  the mean and std of training images (`normalisation=None`: NIH's train part, the SCR fold itself, the JSRT
+  cases chosen), or with the (mean, std) you give (e.g. the
   `mean` and `std` of models/classifier/config.json, or `IMAGENET_GREY` for ImageNet weights);
 - lists its items in `.items` (a DataFrame in dataset order: store row, image or case, patient, ...), for
   analysis after prediction.
