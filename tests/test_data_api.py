@@ -77,7 +77,7 @@ def test_nih_items_are_the_split_part_standardised_as_in_training(tiny_run):
     np.testing.assert_array_equal(target.numpy(), labels)
     assert list(train.items.columns) == ["row", "image", "patient", "view"]
     revived = pickle.loads(pickle.dumps(train))
-    assert revived._array is None and torch.equal(revived[3][0], image)
+    assert revived._maps == {} and torch.equal(revived[3][0], image)
     in_workers = next(iter(DataLoader(train, batch_size=8, num_workers=2)))  # each worker maps the store itself
     in_process = next(iter(DataLoader(train, batch_size=8)))
     whole_batch = next(iter(api.batch_loader(train, batch_size=8)))

@@ -86,26 +86,30 @@ class _StoreDataset(torch.utils.data.Dataset):
     def __init__(self, array_path: Path, items: pd.DataFrame, max_value: float):
         self.items = items.reset_index(drop=True)
         self._array_path, self._max_value = array_path, max_value
-        self._array, self._pid = None, None
+        self._maps, self._pid = {}, None
         self._rows = self.items["row"].to_numpy(np.int64)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_array": None, "_pid": None}  # workers map the store themselves
+        return {**self.__dict__, "_maps": {}, "_pid": None}  # workers map the store themselves
 
-    def _store(self) -> np.ndarray:
-        if self._array is None or self._pid != os.getpid():
-            self._array, self._pid = store.open_array(self._array_path), os.getpid()
-        return self._array
+    def _map(self, path: Path) -> np.ndarray:
+        """The store array at `path`, memory-mapped once per process."""
+        if self._pid != os.getpid():
+            self._maps, self._pid = {}, os.getpid()
+        if path not in self._maps:
+            self._maps[path] = store.open_array(path)
+        return self._maps[path]
 
     def images(self, indices: list[int] | np.ndarray) -> torch.Tensor:
         """(B, 1, S, S) standardised images of the items `indices`, read from the store in ascending row order."""
         rows = self._rows[np.asarray(indices, dtype=np.int64)]
         order = np.argsort(rows, kind="stable")
-        pixels = np.empty((len(rows), *self._store().shape[1:]), dtype=self._store().dtype)
-        pixels[order] = self._store()[rows[order]]
+        array = self._map(self._array_path)
+        pixels = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
+        pixels[order] = array[rows[order]]
         return standardise(pixels, self._max_value, *self.normalisation)[:, None]
 
     def targets(self, indices: list[int] | np.ndarray) -> torch.Tensor:
@@ -162,8 +166,8 @@ class NIHClassification(_StoreDataset):
         super().__init__(store.find_images(store_dir), items, NIH_MAX)
         self.label_names = NIH_LABEL_SETS[labels]
         self.labels = self._labels(run, labels, index)
-        self.normalisation = _normalisation(store.open_array(self._array_path),
-                                            split_rows(index, split, "train"), NIH_MAX, normalisation)
+        self.normalisation = _normalisation(self._map(self._array_path), split_rows(index, split, "train"), NIH_MAX,
+                                            normalisation)
 
     def _labels(self, run: str | Path, labels: str, index: pd.DataFrame) -> np.ndarray:
         if labels == "nih":
@@ -192,10 +196,10 @@ class SCRSegmentation(_StoreDataset):
         super().__init__(store.find_images(store_dir), index.set_index("row").loc[rows, ["case"]].reset_index(),
                          JSRT_MAX)
         self._masks_path = store.find_masks(store_dir)
-        self.normalisation = _normalisation(store.open_array(self._array_path), rows, JSRT_MAX, normalisation)
+        self.normalisation = _normalisation(self._map(self._array_path), rows, JSRT_MAX, normalisation)
 
     def targets(self, indices: list[int] | np.ndarray) -> torch.Tensor:
-        packed = store.open_array(self._masks_path)[self._rows[np.asarray(indices, dtype=np.int64)]]
+        packed = self._map(self._masks_path)[self._rows[np.asarray(indices, dtype=np.int64)]]
         return torch.from_numpy(store.unpack_masks(packed, len(OBJECTS)).astype(np.float32))
 
 
@@ -215,7 +219,7 @@ class JSRTNodules(_StoreDataset):
         array = store.find_nodule_rois(store_dir) if task == "malignancy" else store.find_images(store_dir)
         super().__init__(array, cases[["row", "case", "fold"]], JSRT_MAX)
         self._labels = cases["label"].to_numpy(np.float32)
-        self.normalisation = _normalisation(store.open_array(self._array_path), self._rows, JSRT_MAX, normalisation)
+        self.normalisation = _normalisation(self._map(self._array_path), self._rows, JSRT_MAX, normalisation)
 
     def targets(self, indices: list[int] | np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self._labels[np.asarray(indices, dtype=np.int64), None])
@@ -229,6 +233,6 @@ def score_classifier(predictions_csv: str | Path, run: str | Path = ".") -> dict
     index = store.read_index(_run_path(run, artefacts.STORE_NIH))
     rows = split_rows(index, pd.read_csv(_run_path(run, artefacts.SPLIT_NIH)), "test")
     scores = predictions.read_predictions(predictions_csv, index, rows)
-    y = index.set_index("row").loc[rows, list(LABELS)].to_numpy(np.uint8)
-    patients = index.set_index("row").loc[rows, "patient"].to_numpy()
+    test = index.set_index("row").loc[rows]
+    y, patients = test[list(LABELS)].to_numpy(np.uint8), test["patient"].to_numpy()
     return predictions.classifier_metrics(y, scores, patients, params["evaluate"]["bootstrap"], params["seed"])

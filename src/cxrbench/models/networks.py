@@ -80,6 +80,16 @@ def describe(model: torch.nn.Module, network: Mapping[str, Any], input_size: int
             "parameters": sum(p.numel() for p in model.parameters()), "input_size": int(input_size)}
 
 
+def ready_to_train(network: Mapping[str, Any], key: str, input_size: int, expected: tuple[int, ...], meaning: str,
+                   runtime: dict[str, Any], device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network of `model.<key>`, checked against what its task feeds and needs (`check_output`),
+    initialised as its `init` says and prepared for the device; with its config.json record (`describe`)."""
+    model = build(network)
+    check_output(model, key, input_size, expected, meaning)
+    record = describe(model, network, input_size, initialise(model, network, key))
+    return training.prepare_model(model, runtime, device), record
+
+
 def load_trained(record: Mapping[str, Any], checkpoint: Path, runtime: dict[str, Any],
                  device: torch.device) -> torch.nn.Module:
     """A trained model from its config.json record (`describe`) and its weights, ready on the device."""

@@ -60,10 +60,8 @@ def train(params: dict[str, Any]) -> None:
     log.info("%d train / %d val images at %d px; input mean %.3f std %.3f; device %s", len(train_rows),
              len(val_rows), size, *norm, device)
 
-    model = networks.build(network)
-    networks.check_output(model, "classifier", size, (2, len(LABELS)), "the NIH classifier (one logit per label)")
-    loaded = networks.initialise(model, network, "classifier")
-    model = training.prepare_model(model, runtime, device)
+    model, record = networks.ready_to_train(network, "classifier", size, (2, len(LABELS)),
+                                            "the NIH classifier (one logit per label)", runtime, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=cfg["lr_decay"], patience=cfg["lr_patience"])
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -96,7 +94,7 @@ def train(params: dict[str, Any]) -> None:
         training.save_checkpoint(out / "model.pt", {"state_dict": best["model"]})
         write_json(out / "config.json", {"labels": list(LABELS), "size": int(size), "mean": norm[0], "std": norm[1],
                                          "best_epoch": best["epoch"], "best_val_loss": round(best["val_loss"], 6),
-                                         "network": networks.describe(model, network, size, loaded)})
+                                         "network": record})
     training.write_throughput("classifier", {"classifier": progress.throughput()}, "training images")
     checkpoint.clear()
 

@@ -163,14 +163,11 @@ def train(params: dict[str, Any]) -> None:
             norm = networks.input_normalisation(network["heatmap"], training.intensity_stats(images, rows, JSRT_MAX))
             batches = heatmap_batches(images, rows, targets, cfg["heatmap"], norm, runtime, device)
             loss_fn = heatmap_loss
-        model = networks.build(network[spec.kind])
         side = (rois if spec.kind == "classifier" else images).shape[-1]
-        networks.check_output(model, NETWORK[spec.kind], side, (2, 1) if spec.kind == "classifier" else (2, 1, side, side),
-                              "the nodule classifier (one logit)" if spec.kind == "classifier"
-                              else "the nodule heat map (one logit map at the input's size)")
-        loaded = networks.initialise(model, network[spec.kind], NETWORK[spec.kind])
-        described[spec.kind] = networks.describe(model, network[spec.kind], side, loaded)
-        model = training.prepare_model(model, runtime, device)
+        model, described[spec.kind] = networks.ready_to_train(
+            network[spec.kind], NETWORK[spec.kind], side, (2, 1) if spec.kind == "classifier" else (2, 1, side, side),
+            "the nodule classifier (one logit)" if spec.kind == "classifier"
+            else "the nodule heat map (one logit map at the input's size)", runtime, device)
         batch_seed, augment_seed, _ = spec.seeds(seed)
         progress = engine.fit(model, torch.optim.Adam(model.parameters(), lr=cfg[spec.kind]["lr"]), batches, loss_fn,
                               epochs=cfg[spec.kind]["epochs"], checkpoint=checkpoints[spec.name],

@@ -44,21 +44,19 @@ def segmenter_batches(images: np.ndarray, masks: np.ndarray, rows: np.ndarray, c
 
 def train_fold(cfg, network, runtime, images, masks, rows, norm, seed, device, fold,
                checkpoint) -> tuple[torch.nn.Module, dict[str, Any], engine.Progress]:
-    """Train one fold's model (resuming from its checkpoint); return it, what it was initialised with, and the
+    """Train one fold's model (resuming from its checkpoint); return it, its config.json record, and the
     run's progress."""
-    model = networks.build(network)
     size = images.shape[-1]
-    networks.check_output(model, "segmenter", size, (2, len(OBJECTS), size, size),
-                          "the SCR segmenter (one logit map per object, at the input's size)")
-    loaded = networks.initialise(model, network, "segmenter")
-    model = training.prepare_model(model, runtime, device)
+    model, record = networks.ready_to_train(network, "segmenter", size, (2, len(OBJECTS), size, size),
+                                            "the SCR segmenter (one logit map per object, at the input's size)",
+                                            runtime, device)
     dice, bce = DiceLoss(sigmoid=True), torch.nn.BCEWithLogitsLoss()
     progress = engine.fit(model, torch.optim.Adam(model.parameters(), lr=cfg["lr"]),
                           segmenter_batches(images, masks, rows, cfg, norm, runtime, device),
                           lambda logits, y: dice(logits, y) + bce(logits, y), epochs=cfg["epochs"],
                           checkpoint=checkpoint, rng=np.random.default_rng([seed, seed_streams.TRAIN_SEGMENTER, fold]),
                           runtime=runtime, device=device, desc=f"train on fold {fold}")
-    return model, loaded, progress
+    return model, record, progress
 
 
 def train(params: dict[str, Any]) -> None:
@@ -76,7 +74,7 @@ def train(params: dict[str, Any]) -> None:
         rows = fold_rows(index, split, fold)
         norms[fold] = networks.input_normalisation(network, training.intensity_stats(images, rows, JSRT_MAX))
         log.info("training on fold %d (%d cases); it is tested on the other fold", fold, len(rows))
-        model, loaded, progress = train_fold(cfg, network, runtime, images, masks, rows, norms[fold], seed, device,
+        model, record, progress = train_fold(cfg, network, runtime, images, masks, rows, norms[fold], seed, device,
                                              fold, checkpoints[fold])
         states[fold], losses[fold] = training.state_dict(model), progress.metric("train/loss")
         rates[f"fold{fold}"] = progress.throughput()
@@ -87,7 +85,7 @@ def train(params: dict[str, Any]) -> None:
         for fold in (1, 2):
             training.save_checkpoint(out / f"train_fold{fold}.pt", {"state_dict": states[fold]})
         write_json(out / "config.json", {"objects": list(OBJECTS), "size": int(images.shape[-1]),
-                                         "network": networks.describe(model, network, images.shape[-1], loaded),
+                                         "network": record,
                                          "norm": {f"fold{f}": {"mean": m, "std": s} for f, (m, s) in norms.items()}})
     training.write_throughput("segmenter", rates, "training images")
     for checkpoint in checkpoints.values():
