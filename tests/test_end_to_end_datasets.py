@@ -28,7 +28,7 @@ CASES = {
                  ["data/raw/nih", "data/raw/google", "data/store/nih", "metrics/classifier.json",
                   "results/datasets/nih.json"]),
 }
-# What the report's first paragraph must say for each.
+# What the report's summary must say for each.
 SAID_ON_TOP = {
     "nih": ["Datasets used: NIH ChestX-ray14.", "Not used: JSRT, SCR, Google's expert labels for NIH.",
             "The evaluation against Google's expert labels is left out: their files were not given"],
@@ -37,6 +37,9 @@ SAID_ON_TOP = {
     "jsrt,scr": ["Datasets used: JSRT, SCR.", "NIH classification, localisation and the expert-label evaluation "
                  "are left out (NIH is not in `datasets`)."],
 }
+TASKS = {"nih": {"NIH ChestX-ray14 classification", "Weakly supervised localisation"},
+         "nih,google": {"NIH ChestX-ray14 classification", "Weakly supervised localisation", "Google expert labels"},
+         "jsrt,scr": {"SCR segmentation", "JSRT nodule detection", "JSRT malignancy"}}
 HEADINGS = {"nih": ["NIH ChestX-ray14 classification"], "nih,google": ["NIH ChestX-ray14 classification",
             "Google expert labels"], "jsrt,scr": ["SCR segmentation", "JSRT nodules"]}
 ALL_HEADINGS = {"NIH ChestX-ray14 classification", "Google expert labels", "SCR segmentation", "JSRT nodules"}
@@ -78,9 +81,11 @@ def test_both_runners_give_the_same_bytes_and_leave_each_other_nothing_to_do(run
 def test_the_report_covers_what_ran_and_says_so_on_top(runs):
     datasets, by_snakemake, _ = runs
     markdown = (by_snakemake / "results/report.md").read_text()
-    first_paragraph = markdown.split("\n\n")[2]  # after the title and the synthetic-data banner
+    summary = markdown.split("\n## Summary\n", 1)[1].split("\n## ", 1)[0]  # right after the title and the banner
     for sentence in SAID_ON_TOP[datasets]:
-        assert sentence in first_paragraph, first_paragraph
+        assert sentence in summary, summary
+    tasks = {line.split(" | ")[0].strip("| ") for line in summary.splitlines() if line.startswith("| ")} - {"task"}
+    assert tasks == TASKS[datasets]
     headings = {line[3:] for line in markdown.splitlines() if line.startswith("## ")}
     assert headings & ALL_HEADINGS == set(HEADINGS[datasets])
     page = (by_snakemake / "results/report.html").read_text()

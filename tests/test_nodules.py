@@ -365,7 +365,7 @@ def test_report_section(trained):
 
     report = Report("nodules")
     report_section.section(report, Run({"datasets": ["jsrt", "scr"], "source": {"kind": "synthetic"}}, root=trained))
-    captions = [line for line in report.markdown().splitlines() if line.startswith("### ")]
+    captions = [line for line in report.markdown().splitlines() if line.startswith("**")]
     assert len(captions) == 4 and "not comparable" in captions[3]
     page = report.html()
     assert page.count("<figure>") == 3 and page.count('src="data:image/png;base64,') == 3

@@ -1,5 +1,8 @@
 """The HTML report in a real browser: headless Chromium (Debian's `chromium`, installed by .ci/run) renders the
-page and takes a screenshot; every image must have loaded and no script error may have occurred.
+page at a screen's width (1280 px) and a phone's (390 px) and takes a screenshot of each; every image must have
+decoded, no script error may have occurred, nothing may scroll sideways (at 1280 px neither the page nor a table's
+box, every folded table opened), and the summary on top must list every task that ran. The screenshots are kept as
+test artefacts in $CXRBENCH_TEST_ARTEFACTS (default: test-artefacts/ in the project, ignored by git).
 
 The test drives Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe: JSON messages ending in
 NUL, written to the browser's fd 3 and read from its fd 4), so it needs nothing beyond the standard library.
@@ -32,12 +35,25 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1280,1024", "--remote-debugging-pipe"]
+SCREEN, PHONE = 1280, 390
+ARTEFACTS = Path(os.environ.get("CXRBENCH_TEST_ARTEFACTS", Path(__file__).resolve().parents[1] / "test-artefacts"))
 TIMEOUT_S = 60.0
 IMAGES_JS = """Array.from(document.images, image => {
     const box = image.getBoundingClientRect();
     return {alt: image.alt, complete: image.complete, width: image.naturalWidth,
             left: box.left + scrollX, top: box.top + scrollY, right: box.right + scrollX, bottom: box.bottom + scrollY};
 })"""
+# Measured after the screenshot, every folded table opened: what scrolls sideways, and the summary's tasks.
+LAYOUT_JS = """(() => {
+    document.querySelectorAll('details').forEach(details => details.open = true);
+    const wide = Array.from(document.querySelectorAll('.scroll'))
+        .filter(box => box.scrollWidth > box.clientWidth)
+        .map(box => (box.closest('details') ? box.closest('details').querySelector('summary').textContent
+                     : (box.previousElementSibling || box.parentElement).textContent).slice(0, 80));
+    return {pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
+            height: document.documentElement.scrollHeight, wideTables: wide,
+            summaryTasks: Array.from(document.querySelectorAll('#summary tbody tr td:first-child'), td => td.textContent)};
+})()"""
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not installed (Debian package chromium)")]
 
@@ -122,10 +138,13 @@ class Rendered:
     images: list[dict[str, Any]]  # per <img>: alt, complete, width (naturalWidth), left/top/right/bottom on the page
     errors: list[str]  # uncaught exceptions, console errors and failed loads the browser reported
     screenshot: np.ndarray  # the full page as decoded RGB pixels
+    layout: dict[str, Any]  # LAYOUT_JS: page and viewport width, page height, tables wider than their box, summary
+    png: bytes  # the screenshot as the browser encoded it
 
 
-def render(page: Path, workdir: Path) -> Rendered:
-    """Open `page` in headless Chromium, wait for its load event, and collect what the check needs."""
+def render(page: Path, workdir: Path, width: int = SCREEN) -> Rendered:
+    """Open `page` in headless Chromium `width` CSS pixels wide (a phone's viewport below 600), wait for its load
+    event, take a screenshot of the whole page, and collect what the checks need."""
     log = workdir / "chromium.log"
     browser = DevTools(workdir / "profile", log)
     try:
@@ -133,19 +152,23 @@ def render(page: Path, workdir: Path) -> Rendered:
         session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             browser.send(f"{domain}.enable", session=session)
+        browser.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 1024, "deviceScaleFactor": 1,
+                                                             "mobile": width < 600}, session)
         before_navigation = len(browser.events)
         browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session)
         browser.wait_for("Page.loadEventFired", after=before_navigation)
         images = browser.send("Runtime.evaluate", {"expression": IMAGES_JS, "returnByValue": True},
                               session)["result"]["value"]
         shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session)
+        layout = browser.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True},
+                              session)["result"]["value"]
     except (ConnectionError, TimeoutError) as error:
         raise AssertionError(f"{error}; end of {log}:\n{log.read_text(errors='replace')[-3000:]}") from error
     finally:
         browser.close()
     png = base64.b64decode(shot["data"])
-    (workdir / "screenshot.png").write_bytes(png)
-    return Rendered(images, _errors(browser.events), cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR))
+    return Rendered(images, _errors(browser.events), cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR),
+                    layout, png)
 
 
 def _errors(events: list[dict[str, Any]]) -> list[str]:
@@ -162,8 +185,9 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def assert_renders_cleanly(page: Path, workdir: Path, expected_images: int | None = None) -> Rendered:
-    rendered = render(page, workdir)
+def assert_renders_cleanly(page: Path, workdir: Path, expected_images: int | None = None,
+                           width: int = SCREEN) -> Rendered:
+    rendered = render(page, workdir, width)
     if expected_images is not None:
         assert len(rendered.images) == expected_images
     assert rendered.images, "the page shows no image"
@@ -174,6 +198,10 @@ def assert_renders_cleanly(page: Path, workdir: Path, expected_images: int | Non
         area = rendered.screenshot[round(image["top"]):round(image["bottom"]),
                                    round(image["left"]):round(image["right"])]
         assert area.size and area.std() > 10, f"{image['alt']}: nothing drawn at its place in the screenshot"
+    layout = rendered.layout
+    assert layout["pageWidth"] <= layout["viewport"] == width, f"the page scrolls sideways at {width} px: {layout}"
+    if width >= SCREEN:
+        assert not layout["wideTables"], f"tables that scroll sideways at {width} px: {layout['wideTables']}"
     return rendered
 
 
@@ -184,10 +212,10 @@ def small_report() -> Report:
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 0.2, 1], [0, 0.7, 1], label="ROC")
     ax.legend()
-    report.figure(fig, "a line plot")
+    report.figure(fig, "a line plot", "line")
     fig, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(np.arange(64 * 64).reshape(64, 64) % 251, cmap="gray")
-    report.figure(fig, "an image")
+    report.figure(fig, "an image", "image")
     return report
 
 
@@ -196,7 +224,7 @@ def test_a_report_page_renders_with_every_image_and_no_script_error(tmp_path):
     page.write_text(small_report().html())
     rendered = assert_renders_cleanly(page, tmp_path, expected_images=2)
     assert sorted(image["alt"] for image in rendered.images) == ["a line plot", "an image"]
-    assert rendered.screenshot.shape[1] == 1280  # --window-size
+    assert rendered.screenshot.shape[1] == SCREEN
     below_figures = rendered.screenshot[round(max(image["bottom"] for image in rendered.images)) + 40:]
     assert below_figures.std() < 10  # blank page under the captions: the pictures are where the DOM says
 
@@ -216,11 +244,39 @@ def test_the_check_catches_a_broken_image_and_a_script_error(tmp_path):
         assert_renders_cleanly(page, tmp_path / "again")
 
 
-def test_the_pipeline_report_renders(tiny_run, tmp_path):
-    candidates = [tiny_run / "results" / "report.html"]
+def test_the_check_catches_a_page_or_a_table_that_scrolls_sideways(tmp_path):
+    report = small_report()
+    report.table(pd.DataFrame({f"column {n}": ["a-long-unbreakable-cell-" * 3] for n in range(30)}), "A wide table")
+    wide_table = report.html().replace("</style>", ".scroll td{white-space:nowrap}</style>")
+    (tmp_path / "table.html").write_text(wide_table)
+    with pytest.raises(AssertionError, match="tables that scroll sideways at 1280 px: \\['A wide table"):
+        assert_renders_cleanly(tmp_path / "table.html", tmp_path)
+    (tmp_path / "page.html").write_text(small_report().html().replace("</body>", '<div style="width:1500px">x</div></body>'))
+    (tmp_path / "again").mkdir()
+    with pytest.raises(AssertionError, match="the page scrolls sideways at 390 px"):
+        assert_renders_cleanly(tmp_path / "page.html", tmp_path / "again", width=PHONE)
+
+
+# The summary's task names for a run of all four datasets (cxrbench.report.summary).
+TASKS_OF_ALL_DATASETS = ["NIH ChestX-ray14 classification", "Weakly supervised localisation", "Google expert labels",
+                         "SCR segmentation", "SCR segmentation", "SCR segmentation", "JSRT nodule detection",
+                         "JSRT malignancy"]
+
+
+def test_the_pipeline_report_fits_a_screen_and_a_phone_and_answers_on_top(tiny_run, tmp_path):
+    """The tiny run's report (all four datasets) at 1280 and 390 px, screenshots kept in ARTEFACTS; and the report
+    at $CXRBENCH_REPORT_HTML when set (e.g. the demo's)."""
+    candidates = {"tiny": tiny_run / "results" / "report.html"}
     if os.environ.get("CXRBENCH_REPORT_HTML"):
-        candidates.append(Path(os.environ["CXRBENCH_REPORT_HTML"]))
-    for number, page in enumerate(candidates):
-        workdir = tmp_path / str(number)
-        workdir.mkdir()
-        assert_renders_cleanly(page, workdir)
+        candidates["given"] = Path(os.environ["CXRBENCH_REPORT_HTML"])
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    for name, page in candidates.items():
+        for width in (SCREEN, PHONE):
+            workdir = tmp_path / f"{name}_{width}"
+            workdir.mkdir()
+            rendered = assert_renders_cleanly(page, workdir, width=width)
+            (ARTEFACTS / f"report_{name}_{width}px.png").write_bytes(rendered.png)
+            if name == "tiny":
+                assert rendered.layout["summaryTasks"] == TASKS_OF_ALL_DATASETS
+            else:
+                assert rendered.layout["summaryTasks"], "the summary lists no task"

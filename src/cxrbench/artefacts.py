@@ -28,6 +28,7 @@ RESULTS_CLASSIFIER, RESULTS_SEGMENTER, RESULTS_NODULES = _RESULTS / "classifier"
 RESULTS_LOCALISATION, RESULTS_EXPERT_LABELS = _RESULTS / "localisation", _RESULTS / "expert_labels"
 RESULTS_LABEL_QUALITY, METRICS_LABEL_QUALITY = _RESULTS / "label_quality", _METRICS / "label_quality.json"
 REPORT_HTML, REPORT_MD = _RESULTS / "report.html", _RESULTS / "report.md"
+REPORT_FIGURES = _RESULTS / "figures"  # the report's figures as PNG files, linked from report.md
 
 METRICS_DATASETS, METRICS_CLASSIFIER = _METRICS / "datasets.json", _METRICS / "classifier.json"
 METRICS_SEGMENTER, METRICS_NODULES = _METRICS / "segmenter.json", _METRICS / "nodules.json"

@@ -374,18 +374,20 @@ def describe_nih(
     }, comparison
 
 
-def cooccurrence_figure(table: pd.DataFrame, title: str) -> Figure:
+def cooccurrence_figure(table: pd.DataFrame, title: str, *, diverging: bool | None = None) -> Figure:
     """Heat map of a labelled square table with every count written in its cell (Agg canvas, no pyplot).
 
-    Counts use a sequential colour map, tables with negative cells (differences) a diverging one centred
-    on zero; both on a symmetric-log scale so the large diagonal does not wash out the pair counts.
+    Counts use a sequential colour map, differences (`diverging`; by default: tables with a negative cell) a
+    diverging one centred on zero; both on a symmetric-log scale so the large diagonal does not wash out the pair
+    counts.
     """
     values = table.to_numpy(dtype=np.float64)
     largest = max(float(np.abs(values).max()), 1.0)
-    diverging = bool((values < 0).any())
+    if diverging is None:
+        diverging = bool((values < 0).any())
     cmap = matplotlib.colormaps["RdBu_r" if diverging else "viridis"]
     norm = colors.SymLogNorm(linthresh=1.0, vmin=-largest if diverging else 0.0, vmax=largest, base=10)
-    figure = Figure(figsize=(9.5, 8.0), layout="constrained")
+    figure = Figure(figsize=(5.7, 5.0), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     image = axes.imshow(values, cmap=cmap, norm=norm)
@@ -395,7 +397,7 @@ def cooccurrence_figure(table: pd.DataFrame, title: str) -> Figure:
     rgba = cmap(norm(values))
     dark = rgba[..., :3] @ np.array([0.299, 0.587, 0.114]) < 0.5
     for (row, col), value in np.ndenumerate(values):
-        axes.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7,
+        axes.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=5.5,
                   color="white" if dark[row, col] else "black")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, shrink=0.8, label="images")

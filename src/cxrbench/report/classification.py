@@ -22,22 +22,70 @@ def section(report: Report, run: Run) -> None:
     report.heading("NIH ChestX-ray14 classification")
     metrics = run.json(artefacts.METRICS_CLASSIFIER)
     published = load_published(task="nih_classification")
-    report.table(classifier_comparison(metrics, published, run.synthetic, nih_split_name(run.nih_split),
-                                       run.network_name(artefacts.MODEL_CLASSIFIER)),
-                 f"Per-class ROC AUC on {metrics['test_images']} test images (95% bootstrap CI of the mean, "
-                 f"{metrics['bootstrap']['resamples']} resamples of {metrics['bootstrap']['unit']}s) beside published results")
-    report.figure(roc_figure(run.csv(artefacts.PLOT_CLASSIFIER_ROC), metrics), "ROC curves on the test part")
+    split = nih_split_name(run.nih_split)
+    ci = (f"95% bootstrap CI, {metrics['bootstrap']['resamples']} resamples of "
+          f"{metrics['bootstrap']['unit']}s")
+    report.figure(forest_figure(metrics, published, split),
+                  f"Per-class ROC AUC on {metrics['test_images']} test images ({ci}) and the published per-class "
+                  "AUCs; hollow markers: another split than ours", "nih-forest")
+    comparison = classifier_comparison(metrics, published, run.synthetic, split,
+                                       run.network_name(artefacts.MODEL_CLASSIFIER))
+    per_class = comparison[comparison[list(LABELS)].notna().any(axis=1)]
+    report.table(by_class(per_class), "Per-class ROC AUC beside the published per-class results, a column per source",
+                 folded=True)
+    report.table(comparison[["source", "method", "split", "mean", "mean 95% CI", "comparable", "published - ours"]],
+                 f"Mean ROC AUC beside every published mean ({ci})", folded=True)
+    report.figure(roc_figure(run.csv(artefacts.PLOT_CLASSIFIER_ROC), metrics), "ROC curves on the test part",
+                  "nih-roc")
+    nih_images = store.open_array(store.find_images(run.path(artefacts.STORE_NIH)))
+    predictions = run.csv(artefacts.RESULTS_CLASSIFIER / "predictions.csv")
+    report.figure(nih_examples_figure(nih_images, predictions, run.nih_index),
+                  "Test images with true labels and the top prediction", "nih-examples")
     calibration = run.json(artefacts.METRICS_CALIBRATION)
     report.figure(reliability_figure(run.csv(artefacts.PLOT_CLASSIFIER_RELIABILITY)),
                   f"Reliability of the probabilities ({calibration['bins']} equal-width bins): mean ECE "
                   + ", ".join(f"{part} {calibration[part]['mean_ece']:.3f} (Brier {calibration[part]['mean_brier']:.3f})"
-                              for part in ("val", "test")))
+                              for part in ("val", "test")), "nih-reliability")
     report.table(run.csv(artefacts.RESULTS_CLASSIFIER / "calibration.csv").round(4),
                  "Expected calibration error and Brier score per class")
-    nih_images = store.open_array(store.find_images(run.path(artefacts.STORE_NIH)))
-    predictions = run.csv(artefacts.RESULTS_CLASSIFIER / "predictions.csv")
-    report.figure(nih_examples_figure(nih_images, predictions, run.nih_index),
-                  "Test images with true labels and the top prediction")
+
+
+def by_class(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per-class AUCs turned for reading on a screen: the split, then a row per class and the mean, a column per
+    source."""
+    names = [f"{row['source']}: {row['method']}" if isinstance(row["method"], str) and row["method"] else row["source"]
+             for _, row in comparison.iterrows()]
+    turned = comparison[["split", *LABELS, "mean"]].set_axis(names).T
+    return turned.rename_axis("class").reset_index().astype(object).fillna("–")
+
+
+def forest_figure(metrics: dict, published: pd.DataFrame, our_split: str):
+    """Our AUC and its interval per class (and the mean), with every published per-class AUC as a marker per
+    paper; filled where the paper used our split, hollow where not."""
+    classes = [*LABELS, MEAN_LABEL]
+    y = np.arange(len(classes))[::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(classes) + 1.6))
+    ours = [metrics["per_class"][label]["auc"] for label in LABELS] + [metrics["mean_auc"]]
+    low = [metrics["per_class"][label]["ci_low"] for label in LABELS] + [metrics["mean_auc_ci"][0]]
+    high = [metrics["per_class"][label]["ci_high"] for label in LABELS] + [metrics["mean_auc_ci"][1]]
+    ours, low, high = (np.array(v, dtype=float) for v in (ours, low, high))
+    markers = "os^vD<>ph*XP"
+    papers = published[published["label"].isin(classes)].groupby(["source", "method", "split"], sort=False,
+                                                                   dropna=False)
+    for number, ((source, method, split), rows) in enumerate(papers):
+        values = dict(zip(rows["label"], rows["value"]))
+        colour = f"C{number % 10}"
+        name = f"{source}{', ' + method if isinstance(method, str) else ''} ({split})"
+        ax.scatter([values.get(label, np.nan) for label in classes], y, marker=markers[number % len(markers)], s=30,
+                   facecolors=colour if split == our_split else "none", edgecolors=colour, linewidths=1, label=name,
+                   zorder=2)
+    ax.errorbar(ours, y, xerr=np.vstack([ours - low, high - ours]).clip(min=0), fmt="o", color="black", ms=6,
+                capsize=3, lw=1.6, label="ours (95% CI)", zorder=3)
+    ax.axhline(0.5, color="grey", lw=0.6)
+    ax.set(yticks=y, yticklabels=classes, xlabel="ROC AUC", title="NIH ChestX-ray14: per-class AUC")
+    ax.grid(axis="x", lw=0.4, alpha=0.5)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return fig
 
 
 def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool, our_split: str,
@@ -59,7 +107,7 @@ def classifier_comparison(metrics: dict, published: pd.DataFrame, synthetic: boo
 
 
 def roc_figure(roc: pd.DataFrame, metrics: dict):
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax = plt.subplots(figsize=(5, 4.6))
     for label, group in roc.groupby("class", sort=False):
         ax.plot(group["fpr"], group["tpr"], lw=1, label=f"{label} ({metrics['per_class'][label]['auc']:.2f})")
     ax.plot([0, 1], [0, 1], color="grey", ls=":")
@@ -71,7 +119,7 @@ def roc_figure(roc: pd.DataFrame, metrics: dict):
 def nih_examples_figure(images: np.ndarray, predictions: pd.DataFrame, index: pd.DataFrame, n: int = 8):
     row_of = dict(zip(index["image"], index["row"]))
     picks = predictions.iloc[np.linspace(0, len(predictions) - 1, n).astype(int)]
-    fig, axes = plt.subplots(2, n // 2, figsize=(12, 6.5))
+    fig, axes = plt.subplots(2, n // 2, figsize=(8.6, 5.6))
     for ax, (_, p) in zip(axes.ravel(), picks.iterrows()):
         ax.imshow(images[row_of[p["image"]]], cmap="gray")
         truth = [label for label in LABELS if p[label] == 1] or ["No Finding"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from cxrbench import artefacts
 from cxrbench.report.document import Report
@@ -56,9 +58,11 @@ def dataset_counts(jsrt_index: pd.DataFrame | None, nih_index: pd.DataFrame | No
                   "detail": f"{int(jsrt_index['nodule'].sum())} with a nodule, "
                             f"{int((~jsrt_index['nodule'].astype(bool)).sum())} without"},
                  {"dataset": "SCR", "images": len(jsrt_index), "patients": len(jsrt_index),
-                  "detail": f"5 objects per image; fold 1: {int((folds == 1).sum())}, fold 2: {int((folds == 2).sum())}"}]
+                  "detail": f"5 objects per image; fold 1: {int((folds == 1).sum())}, "
+                            f"fold 2: {int((folds == 2).sum())}"}]
     if nih_index is not None:
-        rows.append({"dataset": "NIH ChestX-ray14", "images": len(nih_index), "patients": int(nih_index["patient"].nunique()),
+        rows.append({"dataset": "NIH ChestX-ray14", "images": len(nih_index),
+                     "patients": int(nih_index["patient"].nunique()),
                      "detail": f"{int((nih_index[list(LABELS)].sum(axis=1) == 0).sum())} No Finding"})
     return pd.DataFrame(rows)
 
@@ -115,7 +119,8 @@ def _splits(report: Report, info: dict[str, Any] | None, scr_index: pd.DataFrame
 
 def _in_part_order(per_part: dict[str, Any]) -> list[tuple[str, Any]]:
     """train, val, test first (JSON files keep keys sorted), then any other part."""
-    return sorted(per_part.items(), key=lambda item: (PARTS.index(item[0]) if item[0] in PARTS else len(PARTS), item[0]))
+    return sorted(per_part.items(),
+                  key=lambda item: (PARTS.index(item[0]) if item[0] in PARTS else len(PARTS), item[0]))
 
 
 def nih_summary_table(stats: dict[str, Any]) -> pd.DataFrame:
@@ -136,6 +141,26 @@ def nih_class_table(stats: dict[str, Any]) -> pd.DataFrame:
     for part, part_stats in _in_part_order(stats["splits"]["parts"]):
         table[f"{part} %"] = [100 * part_stats["prevalence"][label] for label in table.index]
     return table.rename_axis("label").reset_index()
+
+
+def prevalence_figure(stats: dict[str, Any]) -> Figure:
+    """Per class, the share of images carrying it in each part of the NIH split (grouped horizontal bars)."""
+    parts = _in_part_order(stats["splits"]["parts"])
+    positions = np.arange(len(LABELS))[::-1]  # the first class on top, as in the table
+    height = 0.8 / len(parts)
+    fig = Figure(figsize=(6, 5.4), layout="constrained")
+    ax = fig.subplots()
+    for n, (part, part_stats) in enumerate(parts):
+        # parts from top to bottom within a class, in the legend's order
+        offset = (len(parts) / 2 - n - 0.5) * height
+        ax.barh(positions + offset, [100 * part_stats["prevalence"][label] for label in LABELS], height=height,
+                label=f"{part} ({part_stats['images']} images)")
+    ax.set_yticks(positions, LABELS)
+    ax.set(xlabel="images carrying the label (%)", ylim=(-0.6, len(LABELS) - 0.4),
+           title="NIH label prevalence per split part")
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=len(parts), fontsize=9)  # below the axes: it hides no bar
+    return fig
 
 
 def age_histogram(age: dict[str, Any], title: str):
@@ -167,29 +192,33 @@ def _statistics(report: Report, run: Run) -> None:
 def _nih_statistics(report: Report, nih_doc: dict[str, Any]) -> None:
     stats, comparison = nih_doc["statistics"], nih_doc["published_comparison"]
     form = stats["form"]
+    report.figure(prevalence_figure(stats), "Share of the images carrying each label, per part of the NIH split",
+                  "nih-prevalence")
+    report.figure(age_histogram(stats["age"], "NIH patient age per image"),
+                  "NIH ages by decade; impossible ages are counted in the summary table below, not binned", "nih-age")
+    report.figure(cooccurrence_figure(_square(stats["cooccurrence"]), f"NIH label co-occurrence ({form}), images"),
+                  "Images carrying both labels; the diagonal is the class totals", "nih-cooccurrence")
+    report.figure(cooccurrence_figure(_square(comparison["difference"]), "Ours - NIH release page", diverging=True),
+                  "Co-occurrence minus the release page's table (its diagonal: images with only that label)",
+                  "nih-cooccurrence-difference")
+    report.paragraph(f"Against the NIH release page: {comparison['verdict']}")
     report.table(nih_summary_table(stats), f"NIH ChestX-ray14 ({nih_doc['inputs']['metadata']['file']}, form {form})")
     report.table(nih_class_table(stats), "NIH labels: images and patients per class, prevalence per split part")
     report.table(pd.DataFrame({"labels per image": list(stats["labels_per_image"]),
                                "images": list(stats["labels_per_image"].values())}),
-                 "NIH labels per image (0 = No Finding)")
-    report.figure(age_histogram(stats["age"], "NIH patient age per image"),
-                  "NIH ages by decade; impossible ages are counted in the table above, not binned")
-    report.figure(cooccurrence_figure(_square(stats["cooccurrence"]), f"NIH label co-occurrence ({form}), images"),
-                  "Images carrying both labels; the diagonal is the class totals")
-    report.figure(cooccurrence_figure(_square(comparison["difference"]), "Ours - NIH release page"),
-                  "Co-occurrence minus the release page's table (its diagonal: images with only that label)")
-    report.paragraph(f"Against the NIH release page: {comparison['verdict']}")
+                 "NIH labels per image (0 = No Finding)", folded=True)
 
 
 def _jsrt_scr_statistics(report: Report, jsrt_stats: dict[str, Any], scr_stats: dict[str, Any]) -> None:
     subtlety = _square(jsrt_stats["subtlety_by_malignancy"]).rename_axis("subtlety").reset_index()
     report.table(subtlety, f"JSRT: {jsrt_stats['nodule_cases']} nodule cases by subtlety and malignancy "
-                           f"({jsrt_stats['non_nodule_cases']} cases without a nodule)")
+                           f"({jsrt_stats['non_nodule_cases']} cases without a nodule)", folded=True)
     size = jsrt_stats["size_mm"]
     report.table(pd.DataFrame({"size (mm)": list(size["bins"]), "nodules": list(size["bins"].values())}),
-                 f"JSRT nodule size ({size['unknown']} unknown)")
-    report.table(pd.DataFrame({"location": list(jsrt_stats["location"]), "nodules": list(jsrt_stats["location"].values())}),
-                 "JSRT nodule location")
+                 f"JSRT nodule size ({size['unknown']} unknown)", folded=True)
+    report.table(pd.DataFrame({"location": list(jsrt_stats["location"]),
+                               "nodules": list(jsrt_stats["location"].values())}),
+                 "JSRT nodule location", folded=True)
     areas = pd.DataFrame({f"{group} ({g['cases']} cases)": {obj: s["mean"] for obj, s in g["area_mm2"].items()}
                           for group, g in scr_stats["groups"].items()})
-    report.table(areas.rename_axis("object").reset_index(), "SCR object areas, mean mm^2 per fold")
+    report.table(areas.rename_axis("object").reset_index(), "SCR object areas, mean mm^2 per fold", folded=True)

@@ -37,11 +37,11 @@ COLUMNS = ["finding", "metric", "source", "split", "value", "95% CI", "ours - pu
 def section(report: Report, run: Run) -> None:
     report.heading("Google expert labels")
     expert = run.json(artefacts.METRICS_EXPERT_LABELS)
-    report.table(expert_labels_table(expert, synthetic=run.synthetic), "Classifier against the adjudicated expert labels")
     report.figure(expert_roc_figure(run.csv(artefacts.PLOT_EXPERT_LABELS_ROC),
                                     run.csv(artefacts.PLOT_EXPERT_LABELS_READERS, dtype={"reader": str}), expert,
                                     synthetic=run.synthetic),
-                  "ROC curves against the expert labels, with the individual radiologists as points")
+                  "ROC curves against the expert labels, with the individual radiologists as points", "expert-roc")
+    report.table(expert_labels_table(expert, synthetic=run.synthetic), "Classifier against the adjudicated expert labels")
 
 
 def _expert_rows(metrics: dict[str, Any], synthetic: bool) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ def expert_roc_figure(roc: pd.DataFrame, readers: pd.DataFrame, metrics: dict[st
     """ROC curves of the classifier against the expert labels, one panel per finding, with every reader's
     operating point, the pooled reads and the published operating points (plots/expert_labels_roc.csv and
     plots/expert_labels_readers.csv)."""
-    fig, axes = plt.subplots(2, 3, figsize=(12, 8.6))
+    fig, axes = plt.subplots(2, 3, figsize=(11.5, 7.6))
     axes[-1, -1].axis("off")
     paper = published.load(task="google_expert_labels")
     for ax, (set_name, finding) in zip(axes.ravel(), PANELS):

@@ -24,7 +24,7 @@ def section(report: Report, run: Run) -> None:
                      "images: of the experts' positives, the share NIH also labels (sensitivity); of NIH's positives, "
                      "the share the experts confirm (PPV); and Cohen's kappa, with a 95% bootstrap interval over "
                      "patients. Every score computed against NIH's labels inherits this noise.")
-    report.figure(agreement_figure(table), "Agreement of NIH's labels with the radiologists, per finding")
+    report.figure(agreement_figure(table), "Agreement of NIH's labels with the radiologists, per finding", "label-agreement")
     report.table(table.round(3), "NIH labels against the expert labels, per finding")
 
 
@@ -33,7 +33,7 @@ def agreement_figure(table: pd.DataFrame):
     rows = table.iloc[::-1].reset_index(drop=True)
     labels = [f"{r.finding} ({'4' if r.set == FOUR_FINDINGS_SET else 'all'})" for r in rows.itertuples()]
     y = np.arange(len(rows))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.3 * len(rows) + 1.5), sharey=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.24 * len(rows) + 1.3), sharey=True)
     errors = np.vstack([rows["kappa"] - rows["kappa_ci_low"], rows["kappa_ci_high"] - rows["kappa"]]).clip(min=0)
     left.errorbar(rows["kappa"], y, xerr=errors, fmt="o", color="black", capsize=2)
     left.axvline(0, color="grey", lw=0.8)

@@ -1,6 +1,6 @@
-"""Section Weakly supervised localisation (BBox_List_2017): accuracy and false positives of the classifier's class
-activation maps beside Wang et al.'s tables, and the best and worst localised image per class
-(metrics/localisation.json, results/localisation/)."""
+"""Section Weakly supervised localisation (BBox_List_2017): the accuracy of the classifier's class activation maps
+against the overlap threshold beside the published points, the best and worst localised image per class, then
+accuracy and false positives beside Wang et al.'s tables (metrics/localisation.json, results/localisation/)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import matplotlib.patches as patches
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from cxrbench import artefacts, published
 from cxrbench.report.comparison import (
@@ -29,18 +30,23 @@ from cxrbench.vocabulary import BOX_LABELS
 LOCALISATION_SPLIT = "bbox_list_2017"
 BOX_SPACE = 1024  # BBox_List_2017 boxes are in the NIH images' 1024-pixel space (cxrbench.cam.BOX_SPACE)
 OVERLAP_NAMES = {"iobb": "T(IoBB)", "iou": "T(IoU)"}
-EXAMPLE_COLUMNS = 4  # a class's best and worst example sit side by side
+EXAMPLE_COLUMNS = 8  # a class's best and worst example sit side by side
 MEASURE_NAMES = {"accuracy": "accuracy", "avg_fp": "avg false positives / image"}
 
 
 def section(report: Report, run: Run) -> None:
     report.heading("Weakly supervised localisation (BBox_List_2017)")
     localisation = run.json(artefacts.METRICS_LOCALISATION)
+    rows_of_paper = published.load(task="nih_localisation")
+    report.figure(accuracy_figure(localisation, rows_of_paper, "iobb"),
+                  "Localisation accuracy per class against the T(IoBB) threshold: ours (line) and the published "
+                  "accuracies (markers); T(IoU) in the second table below", "localisation-accuracy-iobb")
+    report.figure(localisation_examples_figure(run.path(artefacts.RESULTS_LOCALISATION)),
+                  "Best and worst localised test image per class (solid: true box, dashed: detected)",
+                  "localisation-examples")
     report.table(localisation_table(localisation, "iobb", synthetic=run.synthetic),
                  "Accuracy / average false positives per image at T(IoBB), class activation maps of the classifier")
     report.table(localisation_table(localisation, "iou", synthetic=run.synthetic), "The same at T(IoU)")
-    report.figure(localisation_examples_figure(run.path(artefacts.RESULTS_LOCALISATION)),
-                  "Best and worst localised test image per class (solid: true box, dashed: detected)")
 
 
 def localisation_table(metrics: dict[str, Any], overlap: str = "iobb", *, synthetic: bool) -> pd.DataFrame:
@@ -77,6 +83,49 @@ def localisation_table(metrics: dict[str, Any], overlap: str = "iobb", *, synthe
     return comparison_table(blocks, columns, our_split=LOCALISATION_SPLIT, synthetic=synthetic)
 
 
+def accuracy_figure(metrics: dict[str, Any], rows_of_paper: pd.DataFrame, overlap: str = "iobb") -> Figure:
+    """One panel per box class: our accuracy at every threshold of `overlap` (a line; a class without boxes in
+    our split says so instead) and the published `accuracy_<overlap>` rows (markers, one kind per source)."""
+    if overlap not in OVERLAP_NAMES:
+        raise ValueError(f"overlap must be one of {sorted(OVERLAP_NAMES)}, got {overlap!r}")
+    thresholds = metrics["thresholds"][overlap]
+    papers = rows_of_paper[rows_of_paper["metric"] == f"accuracy_{overlap}"]
+    # (apply on no rows gives a frame, not a column)
+    papers = papers.assign(paper=papers.apply(published_source, axis=1) if len(papers) else "")
+    # the same marker and colour for a source in every panel
+    styles = {paper: {"marker": marker, "color": f"C{n}"}
+              for n, (paper, marker) in enumerate(zip(papers["paper"].unique(), "sD^vPX*h"))}
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    axes = fig.subplots(2, len(BOX_LABELS) // 2, sharex=True, sharey=True)
+    for ax, label in zip(axes.ravel(), BOX_LABELS):
+        scores = metrics["per_class"][label]
+        boxes = scores["boxes"]
+        if boxes:
+            ax.plot(thresholds, [scores[overlap][format(t, "g")]["accuracy"] for t in thresholds], color="black",
+                    marker="o", ms=4, label="ours")
+        for row in papers[papers["label"] == label].itertuples(index=False):
+            ax.plot(row.threshold, row.value, ls="none", ms=7, mfc="none", mew=1.5, zorder=3, label=row.paper,
+                    **styles[row.paper])
+        ax.set_title(f"{label}: {boxes} box{'es' * (boxes != 1)}" if boxes else f"{label}: no box in our split",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel(f"{OVERLAP_NAMES[overlap]} threshold")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    axes[0, 0].set(ylim=(-0.03, 1.05), xlim=(0, 1))
+    # one legend for all panels, below them, so that it hides no point; ours first
+    legend = {}
+    for ax in axes.ravel():
+        legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+    legend = dict(sorted(legend.items(), key=lambda item: item[0] != "ours"))
+    if legend:
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=len(legend), fontsize=8)
+    fig.suptitle(f"Weakly supervised localisation: accuracy per class against the {OVERLAP_NAMES[overlap]} "
+                 f"threshold", fontsize=10)
+    return fig
+
+
 def localisation_examples_figure(results_dir: str | Path):
     """Per class the best and the worst localised test image (by IoU): the radiograph, the class activation
     map, the ground-truth boxes (solid) and the detected boxes (dashed), from results/localisation/."""
@@ -87,7 +136,7 @@ def localisation_examples_figure(results_dir: str | Path):
     boxes = pd.read_csv(results_dir / "boxes.csv")
     columns = min(EXAMPLE_COLUMNS, len(examples))
     rows = -(-len(examples) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.1 * rows), squeeze=False)
     scale = radiographs.shape[-1] / BOX_SPACE
     for ax in axes.ravel():
         ax.axis("off")
@@ -100,6 +149,6 @@ def localisation_examples_figure(results_dir: str | Path):
             ax.add_patch(patches.Rectangle((box.x * scale, box.y * scale), box.w * scale, box.h * scale, fill=False,
                                            edgecolor="lime" if truth else "red", linestyle="-" if truth else "--",
                                            linewidth=1.5 if truth else 1.0))
-        ax.set_title(f"{example.label}, {example.which}: {example.image}\nbest box IoU {example.iou:.2f}", fontsize=8)
+        ax.set_title(f"{example.label}, {example.which}\n{example.image}\nbest box IoU {example.iou:.2f}", fontsize=7)
     fig.suptitle("Class activation maps; green: true box, red dashed: detected boxes", fontsize=9)
     return fig

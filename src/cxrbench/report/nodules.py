@@ -1,5 +1,6 @@
-"""Section JSRT nodules: the split, AUC and FROC tables, the comparison with the published JSRT results, the
-training curves, FROC curves and held-out examples, from what split_jsrt, train_nodules and evaluate_nodules wrote.
+"""Section JSRT nodules: FROC and ROC curves, held-out examples, then the split, AUC and FROC
+tables and the comparison with the published JSRT results, from what split_jsrt, train_nodules and
+evaluate_nodules wrote.
 
 Every published JSRT nodule result used its paper's own protocol, none our k-fold split, so all of them are
 labelled not comparable (cxrbench.report.comparison).
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from sklearn.metrics import roc_curve
 
 from cxrbench import artefacts, store
 from cxrbench.metrics.froc import FrocCurve, sensitivity_at
@@ -26,7 +28,6 @@ from cxrbench.published import load as load_published
 from cxrbench.report.comparison import Beside, Published, comparison_table, our_split_name
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
-from cxrbench.report.training import curves_figure
 
 NODULE_SPLIT = "jsrt_nodule_folds"  # our split's name in the comparison (data/splits/jsrt_nodules.csv)
 
@@ -97,7 +98,7 @@ def split_table(split_info: dict[str, Any]) -> pd.DataFrame:
 
 
 def froc_figure(curves: pd.DataFrame, published: pd.DataFrame) -> Figure:
-    fig = Figure(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(7, 4.6), layout="constrained")
     ax = fig.subplots()
     for group, points in curves.groupby("group", sort=False):
         ax.step(points["fp_per_image"], points["sensitivity"], where="post", label=f"ours: {group}",
@@ -107,9 +108,33 @@ def froc_figure(curves: pd.DataFrame, published: pd.DataFrame) -> Figure:
         ax.plot(points["threshold"], points["value"], marker="o", ls="--", label=f"{source} ({method}), own protocol")
     for fp in FP_PER_IMAGE:
         ax.axvline(fp, color="grey", lw=0.5, ls=":")
-    ax.set(xlabel="false positives per image", ylabel="sensitivity", ylim=(0, 1.02),
+    # the y axis starts a little below 0 so that a curve at sensitivity 0 is not hidden by it
+    ax.set(xlabel="false positives per image", ylabel="sensitivity", ylim=(-0.02, 1.02),
            xlim=(0, max([8.0, *cad["threshold"]])), title="JSRT nodule FROC (out of fold)")
-    ax.legend(fontsize=7, loc="lower right")
+    fig.legend(fontsize=7, loc="outside right upper")  # beside the axes: it hides no curve
+    return fig
+
+
+def roc_figure(predictions: pd.DataFrame, metrics: dict[str, Any]) -> Figure:
+    """The out-of-fold ROC curve of each classification task in `predictions` (results/nodules/predictions.csv),
+    with its AUC from metrics/nodules.json in the legend ("undefined" where it is: one class only)."""
+    fig = Figure(figsize=(5.2, 4.6), layout="constrained")
+    ax = fig.subplots()
+    for task, title in TASK_TITLES.items():
+        scored = predictions[predictions["task"] == task]
+        if scored.empty:
+            continue
+        auc = metrics["classification"][task]["auc"]
+        name = (f"{title}: AUC {auc:.3f}" if auc is not None else f"{title}: AUC undefined") + f", {len(scored)} cases"
+        if scored["label"].nunique() == 2:
+            false_positive_rate, true_positive_rate, _ = roc_curve(scored["label"], scored["score"])
+            ax.plot(false_positive_rate, true_positive_rate, lw=1.8, label=name)
+        else:  # one class only: no curve to draw, the legend still names the task
+            ax.plot([], [], label=name)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="chance")
+    ax.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (sensitivity)",
+           xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal", title="JSRT nodule classification ROC (out of fold)")
+    fig.legend(fontsize=8, loc="outside lower center")  # below the axes: it hides no curve
     return fig
 
 
@@ -145,22 +170,24 @@ def section(report: Report, run: Run) -> None:
     curves = run.csv(artefacts.RESULTS_NODULES / "froc.csv")
     published = load_published(task="jsrt_nodules")
     folds = f"{metrics['folds']} folds by case, every case scored by the models that did not train on it"
+    report.figure(froc_figure(curves, published),
+                  "FROC curves of the heat-map candidates, overall and by subtlety, with published CAD points",
+                  "jsrt-froc")
+    report.figure(roc_figure(run.csv(artefacts.RESULTS_NODULES / "predictions.csv"), metrics),
+                  f"ROC curves of the nodule classifications ({folds})", "jsrt-roc")
+    jsrt_store = run.path(artefacts.STORE_JSRT)
+    report.figure(examples_figure(store.open_array(store.find_images(jsrt_store)), run.jsrt_index,
+                                  run.csv(artefacts.RESULTS_NODULES / "candidates.csv")),
+                  "Held-out nodule cases: true nodule (red circle) and the best candidates (green: hit)",
+                  "jsrt-examples")
     report.table(split_table(split_info), f"JSRT nodule split: stratified k-fold by case (seed {split_info['seed']}, "
-                                          f"{split_info['folds']} folds per task)")
+                                          f"{split_info['folds']} folds per task)", folded=True)
     report.table(classification_table(metrics),
                  f"JSRT nodule classification: out-of-fold ROC AUC ({folds}), 95% bootstrap CI over cases")
     report.table(froc_table(metrics), f"JSRT nodule localisation: FROC sensitivity ({metrics['cases']} images, "
                                       f"{metrics['nodules']} nodules; a candidate hits within the nodule's radius)")
     report.table(published_table(published, metrics, curves, run.synthetic),
                  "Published JSRT nodule results beside ours (each paper used its own protocol: not comparable)")
-    report.figure(curves_figure(run.path(artefacts.LIVE_NODULES), "JSRT nodule models"),
-                  "JSRT nodule models: training loss per epoch, mean over the folds")
-    report.figure(froc_figure(curves, published),
-                  "FROC curves of the heat-map candidates, overall and by subtlety, with published CAD points")
-    jsrt_store = run.path(artefacts.STORE_JSRT)
-    report.figure(examples_figure(store.open_array(store.find_images(jsrt_store)), run.jsrt_index,
-                                  run.csv(artefacts.RESULTS_NODULES / "candidates.csv")),
-                  "Held-out nodule cases: true nodule (red circle) and the best candidates (green: hit)")
 
 
 def _number(value: float | None) -> float:

@@ -20,10 +20,12 @@ def section(report: Report, run: Run) -> None:
                                       f"{_device(run)}: it varies between runs)")
     if "nih" in run.datasets:
         report.figure(curves_figure(run.path(artefacts.LIVE_CLASSIFIER), "NIH classifier"),
-                      "NIH classifier: loss and validation AUC per epoch")
+                      "NIH classifier: loss and validation AUC per epoch", "nih-training")
     if "jsrt" in run.datasets:
         report.figure(curves_figure(run.path(artefacts.LIVE_SEGMENTER), "SCR segmenter"),
-                      "SCR segmenter: training loss per epoch, one model per fold")
+                      "SCR segmenter: training loss per epoch, one model per fold", "scr-training")
+        report.figure(curves_figure(run.path(artefacts.LIVE_NODULES), "JSRT nodule models"),
+                      "JSRT nodule models: training loss per epoch, mean over the folds", "jsrt-training")
 
 
 def networks_table(run: Run) -> pd.DataFrame:
@@ -59,7 +61,7 @@ def _device(run: Run) -> str:
 
 def curves_figure(directory: Path, title: str):
     """Every metric a dvclive folder logged per epoch, the learning rate left out."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(4, 2.8))
     for tsv in sorted((directory / "plots" / "metrics").rglob("*.tsv")):
         name = tsv.relative_to(directory / "plots" / "metrics").with_suffix("").as_posix()
         if name == "lr":
@@ -67,5 +69,5 @@ def curves_figure(directory: Path, title: str):
         frame = pd.read_csv(tsv, sep="\t")
         ax.plot(frame["step"] + 1, frame[frame.columns[-1]], marker="o", label=name)
     ax.set(xlabel="epoch", title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return fig

@@ -1,18 +1,19 @@
-"""Stage write_report: one self-contained HTML page (results/report.html) and a Markdown summary
-(results/report.md) of the datasets the run used (`datasets`, named on top with what was left out and why):
-dataset counts, how the splits were made, dataset statistics, training curves, benchmark tables next to the
-published results, ROC curves, example images with their labels and masks, and the parameters and input hashes
-that produced them. The sections live in cxrbench.report; this stage chooses them.
+"""Stage write_report: one self-contained HTML page (results/report.html) and a Markdown report
+(results/report.md, its figures as PNG files in results/figures/) of the datasets the run used (`datasets`).
+On top the summary: per task our headline figure beside the best published and the human readers' figures, and
+what the run was made of; then per task its figures (ROC, FROC, forest and box plots, examples) with the tables
+folded under them, then training curves, the datasets and their splits, and the parameters and input hashes that
+produced them. The sections live in cxrbench.report; this stage chooses them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from cxrbench.fileio import write_text
+from cxrbench import artefacts
+from cxrbench.fileio import atomic_path, write_text
 from cxrbench.report import (
     classification,
     datasets,
@@ -22,6 +23,7 @@ from cxrbench.report import (
     nodules,
     provenance,
     segmentation,
+    summary,
     training,
 )
 from cxrbench.report.document import Report
@@ -29,7 +31,6 @@ from cxrbench.report.run import Run
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-OUT = Path("results")
 SYNTHETIC_BANNER = ("SYNTHETIC DATA: phantoms in the datasets' formats, not real radiographs. Published numbers are "
                     "shown for layout only and are not comparable.")
 Section = Callable[[Report, Run], None]
@@ -37,26 +38,29 @@ Section = Callable[[Report, Run], None]
 
 def sections(used: list[str]) -> list[Section]:
     """The report's sections in order, those of datasets not used left out (jsrt comes with scr: config.validate;
-    google only counts with nih)."""
-    chosen = [datasets.section, training.section]
+    google only counts with nih): the summary, the results per task, then how they were made."""
+    chosen = [summary.section]
     if "nih" in used:
         chosen += [classification.section, localisation.section]
         if "google" in used:
             chosen += [expert_labels.section, label_quality.section]
     if "jsrt" in used:
         chosen += [segmentation.section, nodules.section]
-    return [*chosen, provenance.section]
+    return [*chosen, training.section, datasets.section, provenance.section]
 
 
 def write(params: dict[str, Any]) -> None:
     run = Run(params)
     report = Report("cxrbench benchmark report", SYNTHETIC_BANNER if run.synthetic else None)
-    report.paragraph(datasets.datasets_used(run.datasets))
     for section in sections(run.datasets):
         section(report, run)
-    write_text(OUT / "report.html", report.html())
-    write_text(OUT / "report.md", report.markdown())
-    log.info("wrote %s and %s", OUT / "report.html", OUT / "report.md")
+    with atomic_path(artefacts.REPORT_FIGURES, is_dir=True) as figures:
+        for name, png in report.figures.items():
+            (figures / name).write_bytes(png)
+    write_text(artefacts.REPORT_HTML, report.html())
+    write_text(artefacts.REPORT_MD, report.markdown())
+    log.info("wrote %s, %s and %d figures in %s", artefacts.REPORT_HTML, artefacts.REPORT_MD, len(report.figures),
+             artefacts.REPORT_FIGURES)
 
 
 def main() -> None:

@@ -1,0 +1,200 @@
+"""The first screen: per task that ran, our headline figure with its interval beside the best published figure of
+the same measure (the best comparable one when there is one), the human readers' figure where one was published,
+and whether the comparison holds; then what the run was made of (data, datasets, splits, commit, parameters).
+
+A reader who stops here knows the result. Each headline is read from the metrics the task's evaluation wrote and
+from published/results.yaml, as the task's own section does; the sections below give the detail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cxrbench import artefacts, published
+from cxrbench.published import MEAN_LABEL
+from cxrbench.report.comparison import comparability, published_source
+from cxrbench.report.datasets import datasets_used, nih_split_name
+from cxrbench.report.document import Report
+from cxrbench.report.expert_labels import EXPERT_SPLIT
+from cxrbench.report.localisation import LOCALISATION_SPLIT
+from cxrbench.report.nodules import NODULE_SPLIT
+from cxrbench.report.provenance import code_version
+from cxrbench.report.run import Run
+from cxrbench.report.segmentation import SCR_GROUPS, SCR_SPLIT
+from cxrbench.vocabulary import BOX_LABELS
+
+COLUMNS = ["task", "measure", "ours", "95% CI", "best published (same measure)", "human readers", "comparable"]
+HEADLINE_IOBB = 0.5  # the T(IoBB) of the localisation headline: Wang et al.'s middle threshold
+HEADLINE_FP_PER_IMAGE = 2  # FROC sensitivity at 2 false positives per image: the operating point CAD papers quote
+
+
+@dataclass
+class Headline:
+    task: str
+    measure: str
+    ours: float | None
+    interval: str  # "0.612-0.701 (bootstrap over patients)", or why there is none
+    best_published: str  # "0.841: Rajpurkar et al. 2017, CheXNet [P] (official)", or "none published"
+    readers: str
+    comparable: str  # "yes", or "no: <why>"
+
+    def row(self) -> dict[str, object]:
+        return dict(zip(COLUMNS, (self.task, self.measure, np.nan if self.ours is None else self.ours, self.interval,
+                                  self.best_published, self.readers, self.comparable)))
+
+
+def best_published(rows: pd.DataFrame, our_split: str, synthetic: bool, *, caveat: str = "",
+                   lower_is_better: bool = False) -> tuple[str, str]:
+    """The best of `rows` (one measure), preferring those on our split, as text, and whether it is comparable."""
+    if rows.empty:
+        return "none published", "no published figure"
+    on_ours = rows[rows["split"] == our_split]
+    pool = on_ours if len(on_ours) else rows
+    best = pool.loc[pool["value"].idxmin() if lower_is_better else pool["value"].idxmax()]
+    return (f"{best['value']:.3f}: {published_source(best)} ({best['split']})",
+            comparability(best["split"], our_split, synthetic, caveat))
+
+
+def _interval(low: float | None, high: float | None, how: str) -> str:
+    return "–" if low is None or high is None else f"{low:.3f}-{high:.3f} ({how})"
+
+
+def nih_classification(run: Run) -> list[Headline]:
+    metrics = run.json(artefacts.METRICS_CLASSIFIER)
+    split = nih_split_name(run.nih_split)
+    rows = published.load(task="nih_classification")
+    text, comparable = best_published(rows[(rows["label"] == MEAN_LABEL) & (rows["metric"] == "roc_auc")], split,
+                                      run.synthetic)
+    return [Headline("NIH ChestX-ray14 classification", f"mean ROC AUC of the 14 findings, {metrics['test_images']} "
+                     f"test images, split {split}", metrics["mean_auc"],
+                     _interval(*metrics["mean_auc_ci"], f"bootstrap over {metrics['bootstrap']['unit']}s"), text,
+                     "no reader study for the 14 labels", comparable)]
+
+
+def nih_localisation(run: Run) -> list[Headline]:
+    metrics = run.json(artefacts.METRICS_LOCALISATION)
+    key = format(HEADLINE_IOBB, "g")
+    scored = [label for label in BOX_LABELS if metrics["per_class"][label]["boxes"]]
+    measure = f"accuracy at T(IoBB) {key}, mean over the {len(scored)} box classes with test boxes"
+    if not scored or HEADLINE_IOBB not in metrics["thresholds"]["iobb"]:
+        return [Headline("Weakly supervised localisation", measure, None, "–", "–", "–",
+                         "no: no test image has a box" if not scored else f"no: T(IoBB) {key} not scored")]
+    ours = float(np.mean([metrics["per_class"][label]["iobb"][key]["accuracy"] for label in scored]))
+    rows = published.load(task="nih_localisation")
+    rows = rows[(rows["metric"] == "accuracy_iobb") & np.isclose(rows["threshold"], HEADLINE_IOBB)
+                & rows["label"].isin(scored)]
+    # a paper's mean over the same classes as ours, from its per-class values
+    means = (rows.groupby(["source", "method", "marker", "split"], dropna=False)["value"].agg(["mean", "count"])
+             .reset_index())
+    means = means[means["count"] == len(scored)].rename(columns={"mean": "value"})
+    left_out = metrics["left_out_outside_split"]["boxes"]
+    text, comparable = best_published(means, LOCALISATION_SPLIT, run.synthetic,
+                                      caveat=f"{left_out} boxes outside our split" if left_out else "")
+    return [Headline("Weakly supervised localisation", measure, ours, "–", text, "–", comparable)]
+
+
+def google_expert_labels(run: Run) -> list[Headline]:
+    metrics = run.json(artefacts.METRICS_EXPERT_LABELS)
+    four = metrics["four_findings"]
+    result = four["findings"]["Pneumothorax"]
+    rows = published.load(task="google_expert_labels")
+    rows = rows[rows["label"] == "Pneumothorax"]
+    model = rows[(rows["method"] != "radiologists") & (rows["metric"] == "roc_auc")]
+    left_out = four["left_out_outside_split"]
+    text, comparable = best_published(model, EXPERT_SPLIT, run.synthetic,
+                                      caveat=f"{left_out} labelled images outside our split" if left_out else "")
+    readers = rows[rows["method"] == "radiologists"].set_index("metric")
+    reader_text = "–"
+    if {"sensitivity", "specificity"} <= set(readers.index):
+        first = readers.iloc[0]
+        reader_text = (f"sensitivity {readers.loc['sensitivity', 'value']:.3f}, specificity "
+                       f"{readers.loc['specificity', 'value']:.3f}: {first['source']} [{first['marker']}]")
+    if not result["available"]:
+        return [Headline("Google expert labels", "Pneumothorax ROC AUC, adjudicated four-findings set", None,
+                         result["reason"], text, reader_text, comparable)]
+    return [Headline("Google expert labels", f"Pneumothorax ROC AUC, adjudicated four-findings set "
+                     f"({result['images']} images, {result['positives']} positive)", result["auc"],
+                     _interval(result["ci_low"], result["ci_high"], "bootstrap over patients"), text, reader_text,
+                     comparable)]
+
+
+def scr_segmentation(run: Run) -> list[Headline]:
+    cases = run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv")
+    rows = published.load(task="scr_segmentation")
+    headlines = []
+    for group in ("lungs", "heart", "clavicles"):
+        per_case = cases[cases["object"].isin(SCR_GROUPS[group])].groupby("case")["jaccard"].mean()
+        half_width = 1.96 * per_case.std(ddof=1) / np.sqrt(len(per_case)) if len(per_case) > 1 else None
+        interval = "–" if half_width is None else _interval(per_case.mean() - half_width, per_case.mean() + half_width,
+                                                             f"normal approximation over {len(per_case)} cases")
+        jaccard = rows[(rows["metric"] == "jaccard") & (rows["label"] == group)]
+        human = jaccard["method"] == "human observer"
+        text, comparable = best_published(jaccard[~human], SCR_SPLIT, run.synthetic)
+        observer = jaccard[human & (jaccard["split"] == SCR_SPLIT)]
+        readers = (f"{observer.iloc[0]['value']:.3f}: human observer, {observer.iloc[0]['source']} "
+                   f"[{observer.iloc[0]['marker']}]" if len(observer) else "–")
+        what = "mean of both lungs per image" if group == "lungs" else (
+            "mean of both clavicles per image" if group == "clavicles" else "per image")
+        headlines.append(Headline("SCR segmentation", f"Jaccard, {group} ({what}), two folds", float(per_case.mean()),
+                                  interval, text, readers, comparable))
+    return headlines
+
+
+def jsrt_nodules(run: Run) -> list[Headline]:
+    metrics = run.json(artefacts.METRICS_NODULES)
+    rows = published.load(task="jsrt_nodules")
+    froc = metrics["froc"]["all"]["sensitivity_at_fp_per_image"]
+    cad = rows[(rows["metric"] == "sensitivity_at_fp_per_image") & np.isclose(rows["threshold"], HEADLINE_FP_PER_IMAGE)]
+    text, comparable = best_published(cad, NODULE_SPLIT, run.synthetic)
+    observers = rows[rows["metric"] == "sensitivity_at_50pct_confidence"]
+    readers = (f"about {observers.iloc[0]['value']:.2f} of nodules at >= 50% confidence: {observers.iloc[0]['source']}, "
+               f"{observers.iloc[0]['method']} [{observers.iloc[0]['marker']}]" if len(observers) else "–")
+    ours = froc.get(str(HEADLINE_FP_PER_IMAGE))
+    headlines = [Headline("JSRT nodule detection", f"FROC sensitivity at {HEADLINE_FP_PER_IMAGE} FP/image, all "
+                          f"{metrics['nodules']} nodules, out of fold", ours, "–", text, readers, comparable)]
+    malignancy = metrics["classification"]["malignancy"]
+    headlines.append(Headline("JSRT malignancy", f"ROC AUC malignant vs benign, {malignancy['cases']} nodules, "
+                              "out of fold", malignancy["auc"],
+                              _interval(malignancy["ci_low"], malignancy["ci_high"], "bootstrap over cases"),
+                              "none published", "–", "no published figure"))
+    return headlines
+
+
+def parameters_hash(params: dict) -> str:
+    """sha256 of the parameters as canonical JSON (sorted keys), first 12 hex digits."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def tasks(datasets: list[str]) -> list[Callable[[Run], list[Headline]]]:
+    """The headline readers of the tasks that ran (jsrt comes with scr: config.validate)."""
+    chosen = []
+    if "nih" in datasets:
+        chosen += [nih_classification, nih_localisation] + ([google_expert_labels] if "google" in datasets else [])
+    if "jsrt" in datasets:
+        chosen += [scr_segmentation, jsrt_nodules]
+    return chosen
+
+
+def facts(run: Run) -> list[tuple[str, str]]:
+    splits = []
+    if "nih" in run.datasets:
+        splits.append(f"NIH {nih_split_name(run.nih_split)}")
+    if "jsrt" in run.datasets:
+        splits += ["SCR two published folds (odd / even JSRT numbers)", "JSRT nodules k-fold by case"]
+    data = ("synthetic: phantoms in the datasets' formats, not radiographs" if run.synthetic
+            else f"real files ({run.params['source']['kind']})")
+    return [("data", data), ("datasets", datasets_used(run.datasets)), ("splits", "; ".join(splits)),
+            ("code", code_version()), ("parameters", f"sha256 {parameters_hash(run.params)} (canonical JSON of "
+                                                     "params.yaml, in full under Provenance)")]
+
+
+def section(report: Report, run: Run) -> None:
+    headlines = [headline for task in tasks(run.datasets) for headline in task(run)]
+    report.summary(pd.DataFrame([headline.row() for headline in headlines], columns=COLUMNS), facts(run))
+
