@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cxrbench import config
-from helpers.pipeline import BIN, GIT_IDENTITY, copy_repo, run
+from helpers.pipeline import BIN, GIT_IDENTITY, copy_run, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DVC = str(BIN / "dvc")
@@ -38,10 +38,11 @@ def exp_run(repo: Path, name: str, epochs: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp("experiments"))
-    # The baseline commit holds the tiny composition, so each experiment differs from it only by its -S values.
-    run(["git", "add", "params.yaml"], repo)
+def repo(tiny_run, tmp_path_factory) -> Path:
+    repo = copy_run(tiny_run, tmp_path_factory.mktemp("experiments") / "repo")
+    # The baseline commit holds the finished tiny run (its params.yaml, dvc.lock and metrics), so each experiment
+    # differs from it only by its -S values and reruns only the stages those change; DVC's cache has the rest.
+    run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny baseline"], repo)
     for name, epochs in EPOCHS.items():
         exp_run(repo, name, epochs)
