@@ -262,15 +262,18 @@ def test_unwritable_output_directory_fails_clearly_and_keeps_other_outputs(refer
     """results/ cannot take new files when the report must be written again: the report stage fails naming
     the directory and the reason; every other output, results/ included, stays as it was."""
     repo = reference.repo
-    for report in reference.outputs["write_report"]:
-        (repo / report).unlink()
+    for report in reference.outputs["write_report"]:  # the pages and the folder of their figures
+        if (repo / report).is_dir():
+            shutil.rmtree(repo / report)
+        else:
+            (repo / report).unlink()
     before = output_hashes(repo)
     with unwritable(repo / "results"):
         failed = attempt([SNAKEMAKE, "--cores", "2"], repo)
     said = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert "Error in rule write_report" in said, said[-4000:]
-    assert re.search(r"results/report\.(html|md): this user may not write or read it: "
+    assert re.search(r"results/(report\.(html|md)|figures): this user may not write or read it: "
                      r"(Permission denied|Operation not permitted)\n  what to do: make results writable", said), \
         said[-4000:]
     assert output_hashes(repo) == before
