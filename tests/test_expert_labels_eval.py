@@ -52,6 +52,9 @@ def scores() -> pd.DataFrame:
     table.loc[:7, "score_Pneumothorax"] = [0.9, 0.4, 0.5, 0.1, 0.2, 0.8, 0.3, 0.05]
     table.loc[:7, "score_Nodule"] = [0.1, 0.9, 0.1, 0.1, 0.2, 0.1, 0.1, 0.3]
     table.loc[:7, "score_Mass"] = [0.1, 0.1, 0.1, 0.8, 0.1, 0.2, 0.7, 0.1]
+    # NIH's own labels of the same images, disagreeing with the experts on some (the stage's "both label sets")
+    table.loc[:7, "Pneumothorax"] = [1, 0, 1, 0, 0, 1, 0, 0]
+    table.loc[:7, "Mass"] = [0, 0, 0, 1, 0, 0, 0, 1]
     return table
 
 
@@ -126,6 +129,30 @@ def test_aucs_use_the_mapped_scores_and_fracture_is_not_available(evaluated):
     any_finding = 1 - np.prod(1 - probabilities, axis=1)
     assert abnormal["1 - prod(1 - p)"]["auc"] == pytest.approx(roc_auc_score(ABNORMAL_TRUTH, any_finding), abs=1e-6)
     assert (abnormal["max p"]["images"], abnormal["max p"]["positives"]) == (6, 3)
+
+
+def test_the_same_scores_are_scored_against_both_label_sets(evaluated):
+    root, metrics = evaluated
+    both = pd.read_csv(root / "results/expert_labels/label_sets.csv").set_index("finding")
+    findings = metrics["four_findings"]["findings"]
+    scored = pd.read_csv(root / "results/expert_labels/scores.csv")
+    table = scores()
+    for finding, sources in stage.FINDING_SCORES.items():
+        if not sources:
+            assert finding not in both.index
+            continue
+        row = both.loc[finding]
+        assert row["auc_expert"] == findings[finding]["auc"] and row["auc_expert_ci_low"] == findings[finding]["ci_low"]
+        images = scored[(scored["set"] == "four_findings") & (scored["finding"] == finding)]
+        nih = table.set_index("image").loc[images["image"], list(sources)].any(axis=1)
+        assert row["nih_positives"] == nih.sum() and row["images"] == len(images)
+        if 0 < nih.sum() < len(nih):
+            assert row["auc_nih"] == pytest.approx(roc_auc_score(nih, images["score"]), abs=1e-6)
+            assert row["auc_nih_ci_low"] <= row["auc_nih"] <= row["auc_nih_ci_high"]
+    assert both.loc["Pneumothorax", "auc_nih"] != both.loc["Pneumothorax", "auc_expert"]  # the labels disagree
+    assert metrics["against_both_label_sets"]["Pneumothorax"]["auc_nih"] == both.loc["Pneumothorax", "auc_nih"]
+    abnormal = both.loc["Abnormal"]
+    assert abnormal["nih_positives"] == table.iloc[:6][list(LABELS)].any(axis=1).sum()
 
 
 def test_readers_count_hedge_as_positive_and_pool_their_reads(evaluated):
@@ -220,6 +247,8 @@ def test_the_real_expert_labels_are_all_in_the_official_test_part(shared_nih, tm
     test = split[split["part"] == "test"].reset_index(drop=True)
     rng = np.random.default_rng(0)
     predictions = test[["image", "patient"]].assign(**{f"score_{label}": rng.random(len(test)).round(6) for label in LABELS})
+    entries = nih.read_data_entry(shared_nih / "Data_Entry_2017_v2020.csv").set_index("image").loc[test["image"]]
+    predictions[list(LABELS)] = nih.label_matrix(entries.reset_index())  # NIH's own labels, as our store has them
     # Pneumothorax scores that know the adjudicated answer: the evaluation must find it
     reference = google_labels.read_four_findings_labels(shared_nih / "google_expert_labels/four_findings_expert_labels/test_labels.csv")
     positive = predictions["image"].isin(reference.loc[reference["Pneumothorax"].fillna(False), "image"])
@@ -233,6 +262,9 @@ def test_the_real_expert_labels_are_all_in_the_official_test_part(shared_nih, tm
     assert (four["images"], four["left_out_outside_split"], every["images"], every["left_out_outside_split"]) == (1962, 0, 810, 0)
     assert four["findings"]["Pneumothorax"]["auc"] == 1.0
     assert 0.4 < four["findings"]["Nodule_Mass"]["auc"] < 0.6  # seeded noise
+    # the same perfect-for-the-experts scores against NIH's labels of those images: their label noise caps the AUC
+    both = metrics["against_both_label_sets"]["Pneumothorax"]
+    assert both["auc_expert"] == 1.0 and 0.5 < both["auc_nih"] < 0.95, both
     readers = pd.read_csv(tmp_path / "plots/expert_labels_readers.csv", dtype={"reader": str})
     assert readers.loc[readers["set"] == "four_findings", "reader"].nunique() == 12  # 11 radiologists + pooled
     assert set(every["comparison_radiologists"]) == {"4343882583", "4343880271", "pooled"}

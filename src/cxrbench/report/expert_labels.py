@@ -41,7 +41,12 @@ def section(report: Report, run: Run) -> None:
                                     run.csv(artefacts.PLOT_EXPERT_LABELS_READERS, dtype={"reader": str}), expert,
                                     synthetic=run.synthetic),
                   "ROC curves against the expert labels, with the individual radiologists as points", "expert-roc")
+    both = run.csv(artefacts.RESULTS_EXPERT_LABELS / "label_sets.csv")
+    report.figure(label_sets_figure(both), "The same scores on the same test images, against the experts' labels and "
+                  "against NIH's (95% bootstrap intervals): the gap is what NIH's label noise does to an AUC",
+                  "expert-vs-nih-labels")
     report.table(expert_labels_table(expert, synthetic=run.synthetic), "Classifier against the adjudicated expert labels")
+    report.table(both.round(3), "AUC against the experts' labels and against NIH's, per finding", folded=True)
 
 
 def _expert_rows(metrics: dict[str, Any], synthetic: bool) -> list[dict[str, Any]]:
@@ -149,5 +154,25 @@ def expert_roc_figure(roc: pd.DataFrame, readers: pd.DataFrame, metrics: dict[st
         ax.legend(fontsize=6, loc="lower right")
     fig.suptitle(f"Classifier against Google's expert labels (split: {our_split_name(EXPERT_SPLIT, synthetic)})",
                  fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def label_sets_figure(both: pd.DataFrame):
+    """Per finding, the AUC (and interval) of the same scores against the experts' and against NIH's labels
+    (results/expert_labels/label_sets.csv)."""
+    rows = both.iloc[::-1].reset_index(drop=True)
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(rows) + 1.3))
+    for offset, (name, marker, colour) in zip((0.12, -0.12), (("expert", "o", "black"), ("nih", "s", "tab:orange"))):
+        auc = rows[f"auc_{name}"].to_numpy(np.float64)
+        low, high = rows[f"auc_{name}_ci_low"].to_numpy(np.float64), rows[f"auc_{name}_ci_high"].to_numpy(np.float64)
+        ax.errorbar(auc, y + offset, xerr=np.vstack([auc - low, high - auc]).clip(min=0), fmt=marker, color=colour,
+                    capsize=2, label={"expert": "against the experts", "nih": "against NIH's labels"}[name])
+    labels = [f"{FINDING_NAMES.get(r.finding, r.finding)} ({r.images} images)" for r in rows.itertuples()]
+    ax.axvline(0.5, color="grey", lw=0.6, ls=":")
+    ax.set(yticks=y, yticklabels=labels, xlim=(0, 1.02), xlabel="ROC AUC (95% CI)",
+           title="One model, two reference standards")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False)  # hides no point
     fig.tight_layout()
     return fig

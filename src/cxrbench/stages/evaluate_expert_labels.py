@@ -6,6 +6,9 @@ score for each finding, the 14 NIH outputs mapped as FINDING_SCORES says (the ma
 probabilities). Fracture has no NIH counterpart and is reported as not available.
 All findings (Nabulsi et al. 2021, 810 PA test images, majority of three radiologists): AUC of the
 normal/abnormal scores in ABNORMAL_SCORES, built from the 14 probabilities.
+Both label sets: on the same test images, the same scores' AUC against NIH's own labels (for a finding, any of
+its FINDING_SCORES labels; for Abnormal, not "No Finding"), beside the AUC against the experts: the gap is what
+NIH's label noise does to the score.
 Readers: each radiologist's sensitivity and specificity against the reference (metrics.roc.operating_point), and
 the same over all their reads pooled. The four-findings readers are the radiologists whose independent first
 reads started each image's adjudication, so they are not independent of the reference (their points are
@@ -19,7 +22,8 @@ source.archives selected other archives) are left out, counted and logged.
 
 Writes metrics/expert_labels.json, plots/expert_labels_roc.csv (set, finding, score, fpr, tpr),
 plots/expert_labels_readers.csv (one operating point per set, finding and reader, and the pooled reads) and
-results/expert_labels/scores.csv (per set, finding, score and image: the reference and the score).
+results/expert_labels/scores.csv (per set, finding, score and image: the reference and the score) and
+results/expert_labels/label_sets.csv (per finding: AUC against the experts and against NIH, with intervals).
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ ABNORMAL = "Abnormal"
 # Which NIH outputs answer each Google finding (their maximum probability); empty: no NIH counterpart.
 FINDING_SCORES = NIH_LABELS_OF
 NOT_AVAILABLE = "not available: no NIH ChestX-ray14 label corresponds to it"
+NIH_LABEL_PREFIX = "nih_"  # NIH's own 0/1 labels of the scored images, beside the experts' columns
+LABEL_SET_COLUMNS = ["set", "finding", "score", "images", "expert_positives", "auc_expert", "auc_expert_ci_low",
+                     "auc_expert_ci_high", "nih_positives", "auc_nih", "auc_nih_ci_low", "auc_nih_ci_high"]
 
 
 def any_finding(probabilities: np.ndarray) -> np.ndarray:
@@ -102,8 +109,9 @@ def scored_test_images(
             f"{len(unscored)} test-part image(s) with expert labels in {source} have no score, e.g. {unscored.iloc[0]}",
             "rerun evaluate_classifier: its predictions must cover the whole test part of data/splits/nih.csv",
         )
-    scored = labelled[in_test].merge(predictions[["image", *_score_columns(LABELS)]], on="image", how="left",
-                                     validate="one_to_one")
+    scored = labelled[in_test].merge(predictions[["image", *_score_columns(LABELS)]]
+                                     .join(predictions[list(LABELS)].add_prefix(NIH_LABEL_PREFIX)),
+                                     on="image", how="left", validate="one_to_one")
     return scored.reset_index(drop=True), int((~in_test).sum())
 
 
@@ -114,12 +122,12 @@ class _Evaluation:
         self.bootstrap, self.seed = bootstrap, seed
         self.roc: list[pd.DataFrame] = []
         self.scores: list[pd.DataFrame] = []
+        self.label_sets: list[dict[str, Any]] = []
 
     def score(self, set_name: str, finding: str, score_name: str, images: pd.DataFrame, truth: np.ndarray,
               score: np.ndarray) -> dict[str, Any]:
         """AUC with its bootstrap interval; records the ROC curve (when defined) and the scores."""
-        boot = bootstrap_auc(truth, score, n_resamples=self.bootstrap["resamples"], alpha=self.bootstrap["alpha"],
-                             groups=unit_groups(self.bootstrap["unit"], images["patient"].to_numpy()), seed=self.seed)
+        auc, ci_low, ci_high = self.auc(images, truth, score)
         positives = int(truth.sum())
         if 0 < positives < len(truth):
             fpr, tpr, _ = roc_curve_points(truth, score)
@@ -128,9 +136,25 @@ class _Evaluation:
         self.scores.append(pd.DataFrame({"set": set_name, "finding": finding, "score_name": score_name,
                                          "image": images["image"].to_numpy(), "patient": images["patient"].to_numpy(),
                                          "truth": truth.astype(np.uint8), "score": score.round(6)}))
-        return {"score": score_name, "auc": metric_value(boot["auc"][0]), "ci_low": metric_value(boot["ci_low"][0]),
-                "ci_high": metric_value(boot["ci_high"][0]), "images": len(truth), "positives": positives,
-                "negatives": len(truth) - positives}
+        return {"score": score_name, "auc": auc, "ci_low": ci_low, "ci_high": ci_high, "images": len(truth),
+                "positives": positives, "negatives": len(truth) - positives}
+
+    def auc(self, images: pd.DataFrame, truth: np.ndarray, score: np.ndarray) -> tuple[float | None, ...]:
+        """AUC and its bootstrap interval (None where undefined), resampling as evaluate.bootstrap says."""
+        boot = bootstrap_auc(truth, score, n_resamples=self.bootstrap["resamples"], alpha=self.bootstrap["alpha"],
+                             groups=unit_groups(self.bootstrap["unit"], images["patient"].to_numpy()), seed=self.seed)
+        return tuple(metric_value(boot[key][0]) for key in ("auc", "ci_low", "ci_high"))
+
+    def both_label_sets(self, set_name: str, finding: str, score_name: str, images: pd.DataFrame,
+                        expert: np.ndarray, nih: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+        """The same scores' AUC against the experts' and against NIH's labels of the same images."""
+        row = {"set": set_name, "finding": finding, "score": score_name, "images": len(score),
+               "expert_positives": int(expert.sum()), "nih_positives": int(nih.sum())}
+        for name, truth in (("expert", expert), ("nih", nih)):
+            row.update(zip((f"auc_{name}", f"auc_{name}_ci_low", f"auc_{name}_ci_high"),
+                           self.auc(images, truth, score)))
+        self.label_sets.append(row)
+        return {"auc_expert": row["auc_expert"], "auc_nih": row["auc_nih"], "images": row["images"]}
 
 
 def positive_call(answers: pd.Series) -> np.ndarray:
@@ -176,14 +200,19 @@ def evaluate(params: dict[str, Any]) -> None:
     four, four_outside = scored_test_images(google_labels.read_four_findings_labels(FOUR_FINDINGS_LABELS), split,
                                             predictions, FOUR_FINDINGS_LABELS)
     four_metrics: dict[str, Any] = {}
+    both_sets: dict[str, Any] = {}  # per finding: AUC against the experts and against NIH's labels
     for finding, sources in FINDING_SCORES.items():
         if not sources:
             four_metrics[finding] = {"auc": None, "available": False, "reason": NOT_AVAILABLE}
             continue
         known = four[four[finding].notna()]
         score = known[_score_columns(sources)].to_numpy(np.float64).max(axis=1)
+        expert = known[finding].to_numpy(dtype=bool)
         four_metrics[finding] = {"available": True, **run.score(FOUR_FINDINGS_SET, finding, finding_score_name(finding),
-                                                               known, known[finding].to_numpy(dtype=bool), score)}
+                                                               known, expert, score)}
+        nih = known[[NIH_LABEL_PREFIX + label for label in sources]].to_numpy(dtype=bool).any(axis=1)
+        both_sets[finding] = run.both_label_sets(FOUR_FINDINGS_SET, finding, finding_score_name(finding), known,
+                                                 expert, nih, score)
 
     every, all_outside = scored_test_images(google_labels.read_all_findings_labels(ALL_FINDINGS_LABELS), split,
                                             predictions, ALL_FINDINGS_LABELS)
@@ -191,6 +220,10 @@ def evaluate(params: dict[str, Any]) -> None:
     abnormal = every[ABNORMAL].to_numpy(dtype=bool)
     abnormal_metrics = {name: run.score(ALL_FINDINGS_SET, ABNORMAL, name, every, abnormal, combine(probabilities))
                         for name, combine in ABNORMAL_SCORES.items()}
+    nih_abnormal = every[[NIH_LABEL_PREFIX + label for label in LABELS]].to_numpy(dtype=bool).any(axis=1)
+    first_abnormal_score = next(iter(ABNORMAL_SCORES))
+    both_sets[ABNORMAL] = run.both_label_sets(ALL_FINDINGS_SET, ABNORMAL, first_abnormal_score, every, abnormal,
+                                              nih_abnormal, ABNORMAL_SCORES[first_abnormal_score](probabilities))
 
     four_reads = google_labels.read_four_findings_readers(FOUR_FINDINGS_READERS)
     all_reads = google_labels.read_all_findings_readers(ALL_FINDINGS_READERS)
@@ -212,6 +245,7 @@ def evaluate(params: dict[str, Any]) -> None:
                                row.reader: {"sensitivity": metric_value(row.sensitivity),
                                             "specificity": metric_value(row.specificity), "reads": int(row.reads)}
                                for row in readers[readers["set"] == ALL_FINDINGS_SET].itertuples()}},
+        "against_both_label_sets": both_sets,
     }
     for finding, result in four_metrics.items():
         if result["available"]:
@@ -228,6 +262,8 @@ def evaluate(params: dict[str, Any]) -> None:
     with atomic_path(OUT, is_dir=True) as out:
         pd.concat(run.scores, ignore_index=True).to_csv(out / "scores.csv", index=False, lineterminator="\n",
                                                         float_format="%.6f")
+        pd.DataFrame(run.label_sets, columns=LABEL_SET_COLUMNS).to_csv(out / "label_sets.csv", index=False,
+                                                                         lineterminator="\n")
 
 
 def main() -> None:
