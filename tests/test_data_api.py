@@ -20,13 +20,14 @@ import cxrbench.data as api
 from cxrbench import store, training
 from cxrbench.errors import DataError
 from cxrbench.vocabulary import LABELS, OBJECTS
-from helpers.pipeline import ROOT
+from helpers.pipeline import BIN, ROOT, run
 
 pytestmark = pytest.mark.e2e
 
 # Removing a name breaks users' code: add names freely, remove none without a deprecation.
 PROMISED = {"IMAGENET_GREY", "batch_loader", "JSRTNodules", "NIHClassification", "NIH_LABEL_SETS", "SCRSegmentation",
-            "random_dihedral", "random_hflip", "score_classifier", "standardise"}
+            "random_dihedral", "random_hflip", "score_classifier", "score_nodules", "score_segmenter",
+            "standardise"}
 
 
 def readme_snippet() -> str:
@@ -61,6 +62,63 @@ def test_predictions_that_miss_or_add_images_are_refused_naming_them(tiny_run, t
     frame.drop(columns="score_Hernia").to_csv(tmp_path / "columns.csv", index=False)
     with pytest.raises(DataError, match=r"missing columns \['score_Hernia'\]"):
         api.score_classifier(tmp_path / "columns.csv", tiny_run)
+
+
+def test_our_own_masks_score_to_our_own_metrics_packed_or_not(tiny_run, tmp_path):
+    ours = json.loads((tiny_run / "metrics/segmenter.json").read_text())
+    packed = next((tiny_run / "results/segmenter").glob("predictions_*.npy"))
+    assert api.score_segmenter(packed, tiny_run) == ours
+    unpacked = store.unpack_masks(np.load(packed), len(OBJECTS)).astype(np.uint8)
+    np.save(tmp_path / "masks.npy", unpacked)
+    assert api.score_segmenter(tmp_path / "masks.npy", tiny_run) == ours
+    perfect = store.open_array(store.find_masks(tiny_run / "data/store/jsrt"))
+    np.save(tmp_path / "perfect.npy", perfect)
+    scored = api.score_segmenter(tmp_path / "perfect.npy", tiny_run)
+    assert {m["jaccard"]["mean"] for m in scored["overall"]["objects"].values()} == {1.0}
+    assert scored["overall"]["pixel_error"]["mean"] == 0.0
+    cli = run([str(BIN / "cxrbench"), "score", "segmenter", str(packed), "--run", str(tiny_run), "--json",
+               str(tmp_path / "cli.json")], tmp_path)
+    assert "pixel error" in cli.stdout and json.loads((tmp_path / "cli.json").read_text()) == ours
+
+
+def test_masks_of_the_wrong_shape_or_values_are_refused_saying_what_is_expected(tiny_run, tmp_path):
+    packed = np.load(next((tiny_run / "results/segmenter").glob("predictions_*.npy")))
+    np.save(tmp_path / "short.npy", packed[1:])
+    with pytest.raises(DataError, match=rf"short.npy: shape \({len(packed) - 1}, .*expected \({len(packed)}, 5,"):
+        api.score_segmenter(tmp_path / "short.npy", tiny_run)
+    np.save(tmp_path / "probabilities.npy", store.unpack_masks(packed, len(OBJECTS)) * 0.7)
+    with pytest.raises(DataError, match="threshold your probabilities first"):
+        api.score_segmenter(tmp_path / "probabilities.npy", tiny_run)
+    with pytest.raises(DataError, match="predictions file not found"):
+        api.score_segmenter(tmp_path / "absent.npy", tiny_run)
+
+
+def test_our_own_nodule_predictions_score_to_our_own_metrics(tiny_run, tmp_path):
+    ours = json.loads((tiny_run / "metrics/nodules.json").read_text())
+    results = tiny_run / "results/nodules"
+    scored = api.score_nodules(results / "predictions.csv", results / "candidates.csv", tiny_run)
+    assert scored["froc"] == ours["froc"] and scored["folds"] == ours["folds"]
+    for task, summary in ours["classification"].items():
+        assert {k: v for k, v in scored["classification"][task].items() if k != "model"} == \
+               {k: v for k, v in summary.items() if k != "model"}
+    assert scored["classification"]["nodule"]["model"] == "yours (predictions.csv)"
+    cli = run([str(BIN / "cxrbench"), "score", "nodules", str(results / "predictions.csv"), "--candidates",
+               str(results / "candidates.csv"), "--run", str(tiny_run)], tmp_path)
+    assert json.loads(cli.stdout)["FROC sensitivity"] == ours["froc"]["all"]["sensitivity_at_fp_per_image"]
+
+
+def test_nodule_predictions_that_miss_a_case_or_name_an_unknown_one_are_refused(tiny_run, tmp_path):
+    results = tiny_run / "results/nodules"
+    task_scores = pd.read_csv(results / "predictions.csv")
+    task_scores.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
+    first = task_scores.iloc[0]
+    with pytest.raises(DataError, match=rf"short.csv: not one score per case of each task: cases of a task without a "
+                                        rf"score \(1\): {first['case']}/{first['task']}"):
+        api.score_nodules(tmp_path / "short.csv", results / "candidates.csv", tiny_run)
+    candidates = pd.read_csv(results / "candidates.csv")
+    candidates.assign(case="JPCLN999").to_csv(tmp_path / "unknown.csv", index=False)
+    with pytest.raises(DataError, match=r"unknown.csv: cases not in the store \(1\): JPCLN999"):
+        api.score_nodules(results / "predictions.csv", tmp_path / "unknown.csv", tiny_run)
 
 
 def test_nih_items_are_the_split_part_standardised_as_in_training(tiny_run):

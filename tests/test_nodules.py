@@ -14,6 +14,7 @@ import yaml
 
 from cxrbench import config, nodules, store
 from cxrbench.errors import DataError
+from cxrbench.nodules import scores as nodule_scores
 from cxrbench.published import load as load_published
 from cxrbench.report import nodules as report_section
 from cxrbench.report.document import Report
@@ -232,7 +233,7 @@ def test_froc_by_subtlety_ignores_hits_on_other_subtleties():
                            "subtlety": [1, 5]})
     candidates = pd.DataFrame({"case": ["a", "b", "c"], "x": [101.0, 100.0, 0.0], "y": [100.0, 100.0, 0.0],
                                "score": [0.3, 0.9, 0.5]})
-    curves = evaluate_nodules.froc_curves(candidates, truths, n_images=3)
+    curves = nodule_scores.froc_curves(candidates, truths, n_images=3)
     assert list(curves) == ["all", "subtlety 1", "subtlety 5"]
     # subtlety 1: b's hit is dropped, so only c's candidate is a false positive before a's hit at 0.3
     np.testing.assert_allclose(curves["subtlety 1"].fp_per_image, [0, 1 / 3, 1 / 3])

@@ -140,12 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("path", help="the folder holding your copy")
     verify.add_argument("--json", action="store_true", help="print the result as JSON (for machines)")
     verify.set_defaults(func=cmd_verify)
-    score = sub.add_parser("score", help="score your model's NIH test predictions (image, score_<label> x 14) "
-                           "against a finished run's store and split, as evaluate_classifier does")
-    score.add_argument("task", choices=["classifier"])
-    score.add_argument("predictions", help="CSV: one row per test image, columns image and score_<label>")
+    score = sub.add_parser("score", help="score your model's predictions against a finished run's store and split, "
+                           "as the evaluation stages score ours: NIH test scores (classifier), SCR masks (segmenter) or "
+                           "JSRT nodule task scores and candidates (nodules)")
+    score.add_argument("task", choices=["classifier", "segmenter", "nodules"])
+    score.add_argument("predictions", help="classifier: CSV, one row per test image, columns image and "
+                       "score_<label>; segmenter: .npy, (cases, 5, S, S) 0/1 masks in the store's row order; "
+                       "nodules: CSV, one row per case of each task, columns case, task, score")
+    score.add_argument("--candidates", help="nodules: CSV of heat-map candidates, columns case, x, y (JSRT 2048 "
+                       "grid), score")
     score.add_argument("--run", default=".", help="the finished run's project folder (default: here)")
-    score.add_argument("--json", help="also write the metrics (metrics/classifier.json's form) here")
+    score.add_argument("--json", help="also write the metrics (the evaluation's metrics/<task>.json form) here")
     score.set_defaults(func=cmd_score)
     weights = sub.add_parser("weights", help="the published ImageNet weights params.yaml asks for: check them, or "
                              "fetch the missing ones once with --fetch (dvc import-url)")
@@ -197,17 +202,31 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    """Score a model's NIH test predictions (our format) as evaluate_classifier scores the run's own."""
+    """Score a model's predictions (our format) as the evaluation stage scores the run's own."""
     import json
 
-    from cxrbench.data import score_classifier
+    from cxrbench.data import score_classifier, score_nodules, score_segmenter
 
-    metrics = score_classifier(args.predictions, args.run)
+    if args.task == "nodules":
+        if not args.candidates:
+            raise SystemExit("cxrbench score nodules: give the heat-map candidates with --candidates FILE")
+        metrics = score_nodules(args.predictions, args.candidates, args.run)
+        print(json.dumps({"AUC": {task: metrics["classification"][task]["auc"] for task in ("nodule", "malignancy")},
+                          "FROC sensitivity": metrics["froc"]["all"]["sensitivity_at_fp_per_image"]}, indent=1))
+    elif args.task == "segmenter":
+        metrics = score_segmenter(args.predictions, args.run)
+        objects = metrics["overall"]["objects"]
+        print(f"SCR at {metrics['size']} px, mean over the test images of both folds; pixel error "
+              f"{metrics['overall']['pixel_error']['mean']}")
+        print(json.dumps({obj: {"jaccard": m["jaccard"]["mean"], "dice": m["dice"]["mean"]}
+                          for obj, m in objects.items()}, indent=1))
+    else:
+        metrics = score_classifier(args.predictions, args.run)
+        print(f"mean AUC {metrics['mean_auc']} (95% CI {metrics['mean_auc_ci'][0]}-{metrics['mean_auc_ci'][1]}, "
+              f"bootstrap over {metrics['bootstrap']['unit']}s) on {metrics['test_images']} test images")
+        print(json.dumps({label: m["auc"] for label, m in metrics["per_class"].items()}, indent=1))
     if args.json:
         write_json(args.json, metrics)
-    print(f"mean AUC {metrics['mean_auc']} (95% CI {metrics['mean_auc_ci'][0]}-{metrics['mean_auc_ci'][1]}, "
-          f"bootstrap over {metrics['bootstrap']['unit']}s) on {metrics['test_images']} test images")
-    print(json.dumps({label: m["auc"] for label, m in metrics["per_class"].items()}, indent=1))
     return 0
 
 

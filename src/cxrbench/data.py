@@ -22,8 +22,10 @@ copy of its data/ folder). Each dataset
 
 `batch_loader(dataset, batch_size, shuffle)` reads whole batches at once, several times faster than a DataLoader
 that fetches and stacks items one by one. The pipeline's augmentations are the batch functions `random_hflip` (NIH) and `random_dihedral` (nodule ROIs);
-`standardise` is its input scaling. `score_classifier` scores test-set predictions written in our format
-(cxrbench.predictions) exactly as evaluate_classifier scores ours.
+`standardise` is its input scaling. `score_classifier` scores NIH test-set predictions written in our format
+(cxrbench.predictions) exactly as evaluate_classifier scores ours; `score_segmenter` SCR masks in ours
+(cxrbench.segmentation_scores) as evaluate_segmenter does; `score_nodules` out-of-fold JSRT task scores and
+heat-map candidates (cxrbench.nodules.scores) as evaluate_nodules does.
 
 The names this module promises to keep are `__all__` (tests/test_data_api.py fails if one disappears).
 """
@@ -39,10 +41,11 @@ import pandas as pd
 import torch
 import yaml
 
-from cxrbench import artefacts, nodules, predictions, store, training
+from cxrbench import artefacts, nodules, predictions, segmentation_scores, store, training
 from cxrbench.datasets import google_labels
 from cxrbench.errors import DataError
 from cxrbench.models.pretrained import IMAGENET_GREY
+from cxrbench.nodules import scores as nodule_scores
 from cxrbench.splits import fold_rows, split_rows
 from cxrbench.training import random_dihedral, random_hflip
 from cxrbench.vocabulary import JSRT_MAX, LABELS, NIH_MAX, OBJECTS
@@ -57,6 +60,8 @@ __all__ = [
     "random_dihedral",
     "random_hflip",
     "score_classifier",
+    "score_nodules",
+    "score_segmenter",
     "standardise",
 ]
 
@@ -236,3 +241,30 @@ def score_classifier(predictions_csv: str | Path, run: str | Path = ".") -> dict
     test = index.set_index("row").loc[rows]
     y, patients = test[list(LABELS)].to_numpy(np.uint8), test["patient"].to_numpy()
     return predictions.classifier_metrics(y, scores, patients, params["evaluate"]["bootstrap"], params["seed"])
+
+
+def score_segmenter(predictions_npy: str | Path, run: str | Path = ".") -> dict[str, Any]:
+    """Score masks of the five SCR objects for every JSRT case in our format (cxrbench.segmentation_scores) as
+    evaluate_segmenter scores the run's own model: Jaccard, Dice and contour distance per object, pixel error,
+    each case in the fold where it is tested, against the run's store. Returns what evaluate_segmenter writes to
+    metrics/segmenter.json."""
+    store_dir = _run_path(run, artefacts.STORE_JSRT)
+    index, reference = store.read_index(store_dir), store.open_array(store.find_masks(store_dir))
+    split = pd.read_csv(_run_path(run, artefacts.SPLIT_SCR))
+    predicted = segmentation_scores.read_masks(predictions_npy, len(index), reference.shape[-1])
+    return segmentation_scores.score_masks(predicted, index, split, reference)[0]
+
+
+def score_nodules(task_scores_csv: str | Path, candidates_csv: str | Path, run: str | Path = ".") -> dict[str, Any]:
+    """Score out-of-fold JSRT nodule predictions in our formats (cxrbench.nodules.scores: a score per case of each
+    task, and heat-map candidates) as evaluate_nodules scores the run's own models: AUC per task with bootstrap
+    intervals and per fold, the nodule task per subtlety, and FROC, against the run's store and split. Returns
+    what evaluate_nodules writes to metrics/nodules.json without its own settings (candidates, bootstrap)."""
+    params = yaml.safe_load(_run_path(run, Path("params.yaml")).read_text())
+    index = store.read_index(_run_path(run, artefacts.STORE_JSRT)).sort_values("row", ignore_index=True)
+    split = pd.read_csv(_run_path(run, artefacts.SPLIT_JSRT_NODULES))
+    scores = nodule_scores.read_task_scores(task_scores_csv, index, split)
+    candidates = nodule_scores.read_candidates(candidates_csv, index)
+    yours = {task: f"yours ({Path(task_scores_csv).name})" for task in nodules.TASKS}
+    return nodule_scores.score(scores, candidates, index, params["evaluate"]["bootstrap"], params["seed"],
+                               yours).metrics

@@ -1,5 +1,6 @@
 """Stage evaluate_segmenter: SCR overlap per object (Jaccard = the benchmark's Omega, Dice), mean contour
-distance in mm and the SCR site's pixel error, for each fold tested with the model trained on the other.
+distance in mm and the SCR site's pixel error, for each fold tested with the model trained on the other
+(scored by cxrbench.segmentation_scores, as outside predictions are).
 
 Writes metrics/segmenter.json (mean and sd over images, per fold and overall) and results/segmenter/
 {cases.csv (one row per case and object), predictions_<S>.npy (packed masks, store order)}.
@@ -17,11 +18,11 @@ import torch
 
 from cxrbench import artefacts, engine, store, training
 from cxrbench.fileio import atomic_path, write_json
-from cxrbench.metrics.overlap import dice, jaccard, mean_contour_distance, pixel_error, scr_pixel_mm, summarise
 from cxrbench.models import networks
+from cxrbench.segmentation_scores import TEST_FOLDS, score_masks
 from cxrbench.splits import fold_rows
 from cxrbench.stages._app import run_stage
-from cxrbench.vocabulary import JSRT_MAX, OBJECTS
+from cxrbench.vocabulary import JSRT_MAX
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
@@ -36,17 +37,6 @@ def segment(model, images, rows, norm, device, runtime, batch_size=8) -> np.ndar
     return engine.predict(model, images, rows, JSRT_MAX, norm, runtime, device, batch_size, forward=masks).numpy()
 
 
-def case_table(index, rows, pred, ref, pixel_mm, fold) -> pd.DataFrame:
-    records = []
-    for i, row in enumerate(rows):
-        errors = pixel_error(pred[i], ref[i])
-        for k, obj in enumerate(OBJECTS):
-            records.append({"case": index.at[row, "case"], "test_fold": fold, "object": obj,
-                            "jaccard": float(jaccard(pred[i, k], ref[i, k])), "dice": float(dice(pred[i, k], ref[i, k])),
-                            "contour_mm": mean_contour_distance(pred[i, k], ref[i, k], pixel_mm), "pixel_error": errors})
-    return pd.DataFrame(records)
-
-
 def evaluate(params: dict[str, Any]) -> None:
     runtime = {**params["train"]["runtime"], "compile": False}
     device = training.setup_torch(runtime, params["seed"])
@@ -56,35 +46,19 @@ def evaluate(params: dict[str, Any]) -> None:
     masks = store.open_array(store.find_masks(STORE))
     size = images.shape[-1]
     predicted = np.zeros(masks.shape, dtype=np.uint8)
-    tables = []
-    for test_fold, train_fold in ((2, 1), (1, 2)):
+    for test_fold, train_fold in TEST_FOLDS:
         model = networks.load_trained(model_cfg["network"], MODEL / f"train_fold{train_fold}.pt", runtime, device)
         norm = model_cfg["norm"][f"fold{train_fold}"]
         rows = fold_rows(index, split, test_fold)
         pred = segment(model, images, rows, (norm["mean"], norm["std"]), device, runtime)
-        ref = store.unpack_masks(masks[rows], len(OBJECTS))
         predicted[rows] = [store.pack_masks(p) for p in pred]
-        tables.append(case_table(index, rows, pred, ref, scr_pixel_mm(size), test_fold))
-    cases = pd.concat(tables, ignore_index=True).round(6)
-
-    def measures(frame: pd.DataFrame) -> dict:
-        per_object = {obj: {m: _stats(g[m]) for m in ("jaccard", "dice", "contour_mm")} for obj, g in frame.groupby("object")}
-        return {"objects": per_object, "pixel_error": _stats(frame.drop_duplicates("case")["pixel_error"])}
-
-    metrics = {"size": int(size), "pixel_mm": round(scr_pixel_mm(size), 6), "overall": measures(cases),
-               "by_test_fold": {f"fold{f}": measures(g) for f, g in cases.groupby("test_fold")}}
+    metrics, cases = score_masks(predicted, index, split, masks)
     for obj, m in metrics["overall"]["objects"].items():
         log.info("%-15s Jaccard %.3f +- %.3f  Dice %.3f", obj, m["jaccard"]["mean"], m["jaccard"]["sd"], m["dice"]["mean"])
     write_json(artefacts.METRICS_SEGMENTER, metrics)
     with atomic_path(artefacts.RESULTS_SEGMENTER, is_dir=True) as out:
         cases.to_csv(out / "cases.csv", index=False, lineterminator="\n")
         np.save(out / f"predictions_{size}.npy", predicted)
-
-
-def _stats(values: pd.Series) -> dict:
-    """mean/sd/n rounded; an undefined sd (one image) becomes JSON null."""
-    return {k: (None if v != v else round(float(v), 6)) if isinstance(v, float) else v
-            for k, v in summarise(values.to_numpy()).items()}
 
 
 def main() -> None:
