@@ -8,4 +8,4 @@ include: "workflow/rules/benchmark.smk"
 
 rule all:
     input:
-        stage_outputs("write_report"),
+        stage_output_paths("write_report"),

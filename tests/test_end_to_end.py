@@ -107,7 +107,7 @@ def test_editing_a_shared_file_reruns_only_the_stages_that_read_it(snakemake_rep
 
 # What a changed classifier parameter must rerun: the classifier and everything that reads its model.
 CLASSIFIER_DOWNSTREAM = {"train_classifier", "evaluate_classifier", "evaluate_localisation", "evaluate_expert_labels",
-                         "write_report"}
+                         "evaluate_external", "write_report"}
 
 
 def test_training_parameter_reruns_only_downstream(snakemake_repo):

@@ -260,7 +260,7 @@ def test_the_check_catches_a_page_or_a_table_that_scrolls_sideways(tmp_path):
 # The summary's task names for a run of all four datasets (cxrbench.report.summary).
 TASKS_OF_ALL_DATASETS = ["NIH ChestX-ray14 classification", "Weakly supervised localisation", "Google expert labels",
                          "SCR segmentation", "SCR segmentation", "SCR segmentation", "JSRT nodule detection",
-                         "JSRT malignancy"]
+                         "JSRT malignancy", "External validation (NIH classifier on JSRT)"]
 
 
 def test_the_pipeline_report_fits_a_screen_and_a_phone_and_answers_on_top(tiny_run, tmp_path):

@@ -36,6 +36,8 @@ METRICS_LOCALISATION, METRICS_EXPERT_LABELS = _METRICS / "localisation.json", _M
 
 PLOT_CLASSIFIER_ROC, PLOT_NODULES_FROC = _PLOTS / "classifier_roc.csv", _PLOTS / "nodules_froc.csv"
 METRICS_CALIBRATION, PLOT_CLASSIFIER_RELIABILITY = _METRICS / "calibration.json", _PLOTS / "classifier_reliability.csv"
+METRICS_SUBGROUPS = _METRICS / "subgroups.json"
+METRICS_EXTERNAL, RESULTS_EXTERNAL = _METRICS / "external_jsrt.json", _RESULTS / "external"
 PLOT_EXPERT_LABELS_ROC, PLOT_EXPERT_LABELS_READERS = _PLOTS / "expert_labels_roc.csv", _PLOTS / "expert_labels_readers.csv"
 
 

@@ -47,10 +47,14 @@ def stage_inputs(stage):
     return [_entry_path(e) for e in DVC_STAGES[stage].get("deps", [])]
 
 
+def stage_output_paths(stage):
+    """outs, metrics and plots, as paths (what a rule that needs them lists as input)."""
+    return [_entry_path(e) for kind in ("outs", "metrics", "plots") for e in DVC_STAGES[stage].get(kind, [])]
+
+
 def stage_outputs(stage):
-    """outs, metrics and plots; a path without a file extension is a directory."""
-    paths = [_entry_path(e) for kind in ("outs", "metrics", "plots") for e in DVC_STAGES[stage].get(kind, [])]
-    return [p if Path(p).suffix else directory(p) for p in paths]
+    """stage_output_paths as a rule's outputs: a path without a file extension is a directory."""
+    return [p if Path(p).suffix else directory(p) for p in stage_output_paths(stage)]
 
 
 def stage_params(stage):
@@ -77,7 +81,7 @@ def stage_threads(stage):
 
 # Stages that run a network (torch); on CUDA configs they ask the cluster for a GPU.
 NETWORK_STAGES = ("train_classifier", "train_segmenter", "train_nodules", "evaluate_classifier", "evaluate_segmenter",
-                  "evaluate_localisation", "evaluate_nodules")
+                  "evaluate_localisation", "evaluate_nodules", "evaluate_external")
 
 
 def stage_resources(stage):

@@ -1,6 +1,8 @@
 """Section NIH ChestX-ray14 classification: per-class AUC beside the published results, ROC curves, the
-reliability of the probabilities, and test images with their labels and top prediction (metrics/classifier.json,
-plots/classifier_roc.csv, metrics/calibration.json, plots/classifier_reliability.csv, results/classifier/)."""
+reliability of the probabilities, AUC and underdiagnosis by subgroup, the classifier on the JSRT images (external
+validation, when the run has JSRT), and test images with their labels and top
+prediction (metrics/classifier.json, plots/classifier_roc.csv, metrics/calibration.json,
+plots/classifier_reliability.csv, metrics/subgroups.json, metrics/external_jsrt.json, results/classifier/)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cxrbench import artefacts, store
+from cxrbench.metrics.roc import roc_curve_points
 from cxrbench.published import MEAN_LABEL
 from cxrbench.published import load as load_published
 from cxrbench.report.comparison import OURS, Beside, Published, comparison_table
@@ -48,6 +51,21 @@ def section(report: Report, run: Run) -> None:
                               for part in ("val", "test")), "nih-reliability")
     report.table(run.csv(artefacts.RESULTS_CLASSIFIER / "calibration.csv").round(4),
                  "Expected calibration error and Brier score per class")
+    by_group = run.csv(artefacts.RESULTS_CLASSIFIER / "subgroups.csv", dtype={"group": str})
+    groups = run.json(artefacts.METRICS_SUBGROUPS)
+    report.figure(subgroups_figure(by_group, groups),
+                  "Test mean AUC by sex, age band, view and follow-ups (95% bootstrap CI over patients; hollow: too "
+                  "few patients for an interval) and the underdiagnosis rate: of the images with a finding, the share "
+                  f"called \"No Finding\" (no-finding score >= {groups['no_finding_threshold']}, chosen on validation)",
+                  "nih-subgroups")
+    report.table(by_group, "Test AUC per class and subgroup", folded=True)
+    if "jsrt" in run.datasets:
+        external = run.json(artefacts.METRICS_EXTERNAL)
+        report.subheading("External validation: the classifier on the JSRT images")
+        report.figure(external_figure(run.csv(artefacts.RESULTS_EXTERNAL / "jsrt_scores.csv"), external),
+                      f"JSRT nodule vs no nodule by the NIH classifier's {external['score']} (images brought to the NIH "
+                      f"store's convention, {external['size']} px), overall and per subtlety against every case "
+                      "without a nodule; 95% bootstrap CI over cases", "external-jsrt")
 
 
 def by_class(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -141,5 +159,54 @@ def reliability_figure(curves: pd.DataFrame):
     axes[0, 0].legend(fontsize=7)
     fig.supxlabel("mean predicted probability")
     fig.supylabel("observed frequency")
+    fig.tight_layout()
+    return fig
+
+
+def subgroups_figure(by_group: pd.DataFrame, groups: dict):
+    """Per attribute and group: the mean AUC with its interval (hollow without one) and the underdiagnosis rate."""
+    means = by_group[by_group["class"] == "mean"].iloc[::-1].reset_index(drop=True)
+    y = np.arange(len(means))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.28 * len(means) + 1.4), sharey=True,
+                                      gridspec_kw={"width_ratios": [3, 2]})
+    for attribute, colour in zip(means["attribute"].unique(), ("C0", "C1", "C2", "C3")):
+        rows = means[means["attribute"] == attribute]
+        at = y[rows.index]
+        auc = rows["auc"].to_numpy(np.float64)
+        interval = ~rows["small"].to_numpy(bool)
+        left.errorbar(auc[interval], at[interval], fmt="o", color=colour, capsize=2,
+                      xerr=np.vstack([auc - rows["ci_low"], rows["ci_high"] - auc])[:, interval].clip(min=0))
+        left.scatter(auc[~interval], at[~interval], facecolors="none", edgecolors=colour)
+        rates = [groups[attribute][group]["underdiagnosis_rate"] for group in rows["group"]]
+        right.barh(at, [np.nan if rate is None else rate for rate in rates], color=colour)
+    labels = [f"{r.attribute}: {r.group} ({r.images})" for r in means.itertuples()]
+    left.axvline(0.5, color="grey", lw=0.6, ls=":")
+    left.set(yticks=y, yticklabels=labels, xlim=(-0.02, 1.02), xlabel="mean ROC AUC (95% CI)",
+             title="AUC by subgroup (images)")
+    right.set(xlim=(0, 1), xlabel="share of images with a finding called \"No Finding\"", title="underdiagnosis")
+    fig.tight_layout()
+    return fig
+
+
+def external_figure(scores: pd.DataFrame, metrics: dict):
+    """The ROC curve of the classifier's nodule score on JSRT, and the AUC overall and per subtlety."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1, 1.3]})
+    labels = scores["nodule"].to_numpy()
+    if 0 < labels.sum() < len(labels):
+        fpr, tpr, _ = roc_curve_points(labels, scores["score"].to_numpy(np.float64))
+        left.plot(fpr, tpr, color="black", label=f"AUC {metrics['auc']:.3f}")
+        left.legend(fontsize=8, loc="lower right")
+    left.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
+    left.set(xlabel="1 - specificity", ylabel="sensitivity", title=f"JSRT, {metrics['cases']} cases")
+    rows = [("all nodules", metrics)] + [(f"subtlety {level}", m) for level, m in metrics["by_subtlety"].items()]
+    y = np.arange(len(rows))[::-1]
+    for at, (_, m) in zip(y, rows):
+        if m["auc"] is None:
+            continue
+        low, high = (m["ci_low"], m["ci_high"]) if m["ci_low"] is not None else (m["auc"], m["auc"])
+        right.errorbar([m["auc"]], [at], xerr=[[m["auc"] - low], [high - m["auc"]]], fmt="o", color="black", capsize=2)
+    right.axvline(0.5, color="grey", lw=0.6, ls=":")
+    right.set(yticks=y, yticklabels=[f"{name} ({m['positives']})" for name, m in rows], xlim=(-0.02, 1.02),
+              xlabel="ROC AUC (95% CI)", title="by subtlety (nodules)")
     fig.tight_layout()
     return fig

@@ -99,6 +99,14 @@ def nih_localisation(run: Run) -> list[Headline]:
     return [Headline("Weakly supervised localisation", measure, ours, "–", text, "–", comparable)]
 
 
+def external_validation(run: Run) -> list[Headline]:
+    metrics = run.json(artefacts.METRICS_EXTERNAL)
+    return [Headline("External validation (NIH classifier on JSRT)", f"ROC AUC nodule vs no nodule by "
+                     f"{metrics['score']}, {metrics['cases']} JSRT cases", metrics["auc"],
+                     _interval(metrics["ci_low"], metrics["ci_high"], "bootstrap over cases"), "none published",
+                     "–", "no published figure")]
+
+
 def google_expert_labels(run: Run) -> list[Headline]:
     metrics = run.json(artefacts.METRICS_EXPERT_LABELS)
     four = metrics["four_findings"]
@@ -177,7 +185,7 @@ def tasks(datasets: list[str]) -> list[Callable[[Run], list[Headline]]]:
     if "nih" in datasets:
         chosen += [nih_classification, nih_localisation] + ([google_expert_labels] if "google" in datasets else [])
     if "jsrt" in datasets:
-        chosen += [scr_segmentation, jsrt_nodules]
+        chosen += [scr_segmentation, jsrt_nodules] + ([external_validation] if "nih" in datasets else [])
     return chosen
 
 

@@ -5,6 +5,10 @@ Calibration of the probabilities on the validation and test parts (cxrbench.metr
 bins): metrics/calibration.json (mean ECE and Brier score over the classes, per part), results/classifier/
 calibration.csv (per part and class) and plots/classifier_reliability.csv (the reliability curves).
 
+Subgroups (cxrbench.subgroups): test AUC per class and mean by sex, age band, view and follow-ups with patient
+bootstrap intervals, and the underdiagnosis rate at the no-finding threshold chosen on validation:
+metrics/subgroups.json (mean AUC and underdiagnosis per group) and results/classifier/subgroups.csv (per class).
+
 Writes metrics/classifier.json (DVC metrics), plots/classifier_roc.csv (DVC plots: ROC points per class) and
 results/classifier/predictions.csv (image, patient, true labels and scores: the format of cxrbench.predictions,
 which also scores other models' predictions the same way).
@@ -20,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrbench import artefacts, engine, store, training
+from cxrbench import artefacts, engine, store, subgroups, training
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.calibration import BINS, brier_score, expected_calibration_error, reliability
 from cxrbench.metrics.roc import roc_curve_points
@@ -85,10 +89,15 @@ def evaluate(params: dict[str, Any]) -> None:
                                                                 for part, row in by_part.iterrows()}})
     with atomic_path(artefacts.PLOT_CLASSIFIER_RELIABILITY) as tmp:
         reliability_curves.round(6).to_csv(tmp, index=False, lineterminator="\n")
+    test_images = index.loc[rows]
+    threshold = subgroups.no_finding_threshold(index[list(LABELS)].to_numpy(np.uint8)[val_rows], val_scores)
+    by_group = subgroups.subgroup_table(y, scores, test_images, params["evaluate"]["bootstrap"], params["seed"])
+    write_json(artefacts.METRICS_SUBGROUPS, subgroups.subgroup_metrics(by_group, y, scores, test_images, threshold))
     predictions = predictions_frame(index, rows, scores)
     with atomic_path(artefacts.RESULTS_CLASSIFIER, is_dir=True) as out:
         predictions.to_csv(out / "predictions.csv", index=False, lineterminator="\n", float_format="%.6f")
         calibration_table.round(6).to_csv(out / "calibration.csv", index=False, lineterminator="\n")
+        by_group.to_csv(out / "subgroups.csv", index=False, lineterminator="\n")
 
 
 def main() -> None:
