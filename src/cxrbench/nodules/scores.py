@@ -26,8 +26,8 @@ from cxrbench import seed_streams
 from cxrbench.errors import DataError
 from cxrbench.fileio import metric_value
 from cxrbench.metrics.froc import FrocCurve, froc, sensitivity_at
-from cxrbench.metrics.roc import bootstrap_auc, roc_auc
 from cxrbench.nodules import FP_PER_IMAGE, TASKS, nodule_truths, task_cases
+from cxrbench.nodules.case_aucs import auc_summary, by_subtlety
 
 
 def candidate_hits(candidates: pd.DataFrame, truths: pd.DataFrame) -> np.ndarray:
@@ -52,28 +52,6 @@ def froc_curves(candidates: pd.DataFrame, truths: pd.DataFrame, n_images: int) -
         keep = (hit_subtlety == 0) | (hit_subtlety == subtlety)
         curves[f"subtlety {subtlety}"] = froc(frame[keep], truths[truths["subtlety"] == subtlety], n_images)
     return curves
-
-
-def auc_summary(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray | None, boot_cfg: dict[str, Any],
-                seed: int) -> dict[str, Any]:
-    boot = bootstrap_auc(labels, scores, n_resamples=boot_cfg["resamples"], alpha=boot_cfg["alpha"], seed=seed)
-    summary = {"cases": int(len(labels)), "positives": int(labels.sum()), "auc": metric_value(boot["auc"][0]),
-               "ci_low": metric_value(boot["ci_low"][0]), "ci_high": metric_value(boot["ci_high"][0])}
-    if folds is not None:
-        summary["per_fold"] = {str(fold): metric_value(roc_auc(labels[folds == fold], scores[folds == fold])[0])
-                               for fold in np.unique(folds)}
-    return summary
-
-
-def by_subtlety(scored: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Nodule-task AUC per subtlety: that subtlety's nodule cases against every case without a nodule."""
-    subtlety = scored["case"].map(index.set_index("case")["subtlety"])
-    summaries = {}
-    for level in sorted(subtlety.dropna().unique()):
-        group = scored[(subtlety == level) | (scored["label"] == 0)]
-        summaries[str(int(level))] = auc_summary(group["label"].to_numpy(), group["score"].to_numpy(), None,
-                                                 boot_cfg, seed)
-    return summaries
 
 
 def classification_metrics(predictions: pd.DataFrame, index: pd.DataFrame, boot_cfg: dict[str, Any],

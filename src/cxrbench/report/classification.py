@@ -58,14 +58,14 @@ def section(report: Report, run: Run) -> None:
                   "few patients for an interval) and the underdiagnosis rate: of the images with a finding, the share "
                   f"called \"No Finding\" (no-finding score >= {groups['no_finding_threshold']}, chosen on validation)",
                   "nih-subgroups")
-    report.table(by_group, "Test AUC per class and subgroup", folded=True)
     if "jsrt" in run.datasets:
         external = run.json(artefacts.METRICS_EXTERNAL)
-        report.subheading("External validation: the classifier on the JSRT images")
         report.figure(external_figure(run.csv(artefacts.RESULTS_EXTERNAL / "jsrt_scores.csv"), external),
-                      f"JSRT nodule vs no nodule by the NIH classifier's {external['score']} (images brought to the NIH "
+                      f"External validation: JSRT nodule vs no nodule by the NIH classifier's {external['score']} "
+                      f"(images brought to the NIH "
                       f"store's convention, {external['size']} px), overall and per subtlety against every case "
                       "without a nodule; 95% bootstrap CI over cases", "external-jsrt")
+    report.table(by_group, "Test AUC per class and subgroup", folded=True)
 
 
 def by_class(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +167,7 @@ def subgroups_figure(by_group: pd.DataFrame, groups: dict):
     """Per attribute and group: the mean AUC with its interval (hollow without one) and the underdiagnosis rate."""
     means = by_group[by_group["class"] == "mean"].iloc[::-1].reset_index(drop=True)
     y = np.arange(len(means))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.28 * len(means) + 1.4), sharey=True,
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.2, 0.28 * len(means) + 1.4), sharey=True,
                                       gridspec_kw={"width_ratios": [3, 2]})
     for attribute, colour in zip(means["attribute"].unique(), ("C0", "C1", "C2", "C3")):
         rows = means[means["attribute"] == attribute]
@@ -183,14 +183,14 @@ def subgroups_figure(by_group: pd.DataFrame, groups: dict):
     left.axvline(0.5, color="grey", lw=0.6, ls=":")
     left.set(yticks=y, yticklabels=labels, xlim=(-0.02, 1.02), xlabel="mean ROC AUC (95% CI)",
              title="AUC by subgroup (images)")
-    right.set(xlim=(0, 1), xlabel="share of images with a finding called \"No Finding\"", title="underdiagnosis")
+    right.set(xlim=(0, 1), xlabel="images with a finding\ncalled \"No Finding\"", title="underdiagnosis")
     fig.tight_layout()
     return fig
 
 
 def external_figure(scores: pd.DataFrame, metrics: dict):
     """The ROC curve of the classifier's nodule score on JSRT, and the AUC overall and per subtlety."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6.4, 3.4), gridspec_kw={"width_ratios": [1, 1.3]})
     labels = scores["nodule"].to_numpy()
     if 0 < labels.sum() < len(labels):
         fpr, tpr, _ = roc_curve_points(labels, scores["score"].to_numpy(np.float64))

@@ -90,10 +90,6 @@ class Report:
         self._html.append(f'<h2 id="{ident}">{html.escape(text)}</h2>')
         self._md.append(f"\n## {text}")
 
-    def subheading(self, text: str) -> None:
-        self._html.append(f"<h3>{html.escape(text)}</h3>")
-        self._md.append(f"\n### {text}")
-
     def paragraph(self, text: str) -> None:
         self._html.append(f"<p>{html.escape(text)}</p>")
         self._md.append(text)

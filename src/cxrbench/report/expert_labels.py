@@ -118,7 +118,7 @@ def expert_roc_figure(roc: pd.DataFrame, readers: pd.DataFrame, metrics: dict[st
     """ROC curves of the classifier against the expert labels, one panel per finding, with every reader's
     operating point, the pooled reads and the published operating points (plots/expert_labels_roc.csv and
     plots/expert_labels_readers.csv)."""
-    fig, axes = plt.subplots(2, 3, figsize=(11.5, 7.6))
+    fig, axes = plt.subplots(2, 3, figsize=(8.6, 6.0))
     axes[-1, -1].axis("off")
     paper = published.load(task="google_expert_labels")
     for ax, (set_name, finding) in zip(axes.ravel(), PANELS):
@@ -150,7 +150,7 @@ def expert_roc_figure(roc: pd.DataFrame, readers: pd.DataFrame, metrics: dict[st
         single_score = len(results) == 1 and "score" in results[0]
         score_line = f"\nscore: {textwrap.shorten(results[0]['score'], 60)}" if single_score else ""
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="sensitivity")
-        ax.set_title(f"{name}: {SET_NAMES[set_name]}, {metrics[set_name]['images']} images{score_line}", fontsize=9)
+        ax.set_title(f"{name}: {SET_NAMES[set_name]}, {metrics[set_name]['images']} images{score_line}", fontsize=7.5)
         ax.legend(fontsize=6, loc="lower right")
     fig.suptitle(f"Classifier against Google's expert labels (split: {our_split_name(EXPERT_SPLIT, synthetic)})",
                  fontsize=10)
@@ -163,7 +163,7 @@ def label_sets_figure(both: pd.DataFrame):
     (results/expert_labels/label_sets.csv)."""
     rows = both.iloc[::-1].reset_index(drop=True)
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(rows) + 1.3))
+    fig, ax = plt.subplots(figsize=(4.6, 0.5 * len(rows) + 1.5))
     for offset, (name, marker, colour) in zip((0.12, -0.12), (("expert", "o", "black"), ("nih", "s", "tab:orange"))):
         auc = rows[f"auc_{name}"].to_numpy(np.float64)
         low, high = rows[f"auc_{name}_ci_low"].to_numpy(np.float64), rows[f"auc_{name}_ci_high"].to_numpy(np.float64)

@@ -95,7 +95,7 @@ def accuracy_figure(metrics: dict[str, Any], rows_of_paper: pd.DataFrame, overla
     # the same marker and colour for a source in every panel
     styles = {paper: {"marker": marker, "color": f"C{n}"}
               for n, (paper, marker) in enumerate(zip(papers["paper"].unique(), "sD^vPX*h"))}
-    fig = Figure(figsize=(12, 5), layout="constrained")
+    fig = Figure(figsize=(12, 4.3), layout="constrained")
     axes = fig.subplots(2, len(BOX_LABELS) // 2, sharex=True, sharey=True)
     for ax, label in zip(axes.ravel(), BOX_LABELS):
         scores = metrics["per_class"][label]
@@ -136,7 +136,8 @@ def localisation_examples_figure(results_dir: str | Path):
     boxes = pd.read_csv(results_dir / "boxes.csv")
     columns = min(EXAMPLE_COLUMNS, len(examples))
     rows = -(-len(examples) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.1 * rows + 0.3), squeeze=False,
+                             layout="constrained")
     scale = radiographs.shape[-1] / BOX_SPACE
     for ax in axes.ravel():
         ax.axis("off")

@@ -75,7 +75,7 @@ def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame) -> Figure:
     Jaccards of the groups as short lines over their box (dashed black: the human observer)."""
     scores = group_jaccards(cases)
     positions = {name: n + (n >= len(OBJECTS)) for n, name in enumerate(scores.columns)}  # a gap before the groups
-    fig = Figure(figsize=(12, 5), layout="constrained")
+    fig = Figure(figsize=(12, 4.3), layout="constrained")
     ax = fig.subplots()
     ax.boxplot([scores[name].dropna() for name in positions], positions=list(positions.values()), widths=0.6,
                showfliers=False, medianprops={"color": "black"})

@@ -27,7 +27,7 @@ import torch
 from cxrbench import artefacts, engine, seed_streams, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.models import networks
-from cxrbench.nodules.scores import auc_summary
+from cxrbench.nodules.case_aucs import auc_summary, by_subtlety
 from cxrbench.stages._app import run_stage
 from cxrbench.vocabulary import JSRT_MAX, LABELS, NIH_MAX
 
@@ -65,13 +65,9 @@ def evaluate(params: dict[str, Any]) -> None:
     boot_cfg = params["evaluate"]["bootstrap"]
     seed = int(np.random.SeedSequence([params["seed"], seed_streams.BOOTSTRAP_EXTERNAL]).generate_state(1)[0])
     labels, values = scores["nodule"].to_numpy(), scores["score"].to_numpy(np.float64)
-    by_subtlety = {}
-    for level in sorted(scores.loc[scores["nodule"] == 1, "subtlety"].dropna().unique()):
-        group = scores[(scores["subtlety"] == level) | (scores["nodule"] == 0)]
-        by_subtlety[str(int(level))] = auc_summary(group["nodule"].to_numpy(), group["score"].to_numpy(np.float64),
-                                                   None, boot_cfg, seed)
     metrics = {"score": f"max({', '.join(OUTPUTS)})", "size": int(model_cfg["size"]),
-               **auc_summary(labels, values, None, boot_cfg, seed), "by_subtlety": by_subtlety,
+               **auc_summary(labels, values, None, boot_cfg, seed),
+               "by_subtlety": by_subtlety(scores.rename(columns={"nodule": "label"}), index, boot_cfg, seed),
                "bootstrap": {**boot_cfg, "unit": "case"}}
     log.info("JSRT nodule vs no nodule by %s: AUC %s (95%% CI %s-%s) over %d cases", metrics["score"],
              metrics["auc"], metrics["ci_low"], metrics["ci_high"], metrics["cases"])
