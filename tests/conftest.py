@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.pipeline import BIN, copy_repo, run
+from helpers.pipeline import BIN, KEPT_RUNS, copy_repo, copy_run, keep_run, run, tree_key
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_NIH = PROJECT_ROOT.parent / "shared" / "data" / "nih"
@@ -30,7 +30,16 @@ def shared_nih() -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A copy of the project in which `snakemake --cores 2` ran the tiny configuration to the end. Read it, or
-    work on `helpers.pipeline.copy_run(tiny_run, ...)`: never change it (other tests read it after you)."""
+    work on `helpers.pipeline.copy_run(tiny_run, ...)`: never change it (other tests read it after you).
+
+    Made once per tree: a session that finds the run an earlier session of the same files and interpreter kept
+    (`make test`'s before the long checks, in .ci/run) works on a copy of it; the default suite, which holds the
+    claims about how a run is made (tests/test_end_to_end.py), makes its own whenever the tree changed."""
+    key = tree_key()
+    kept = KEPT_RUNS / key
+    if kept.is_dir():
+        return copy_run(kept, tmp_path_factory.mktemp("tiny_run") / "repo")
     repo = copy_repo(tmp_path_factory.mktemp("tiny_run"))
     run([str(BIN / "snakemake"), "--cores", "2"], repo)
+    keep_run(repo, key)
     return repo

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from cxrbench import artefacts
@@ -15,6 +16,10 @@ from cxrbench import artefacts
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 OUTPUT_DIRS = ("data", "models", "dvclive", "metrics", "plots", "results")
+# Finished tiny runs kept between pytest sessions of the same tree (conftest.tiny_run); ignored by git.
+KEPT_RUNS = ROOT / "test-artefacts" / "tiny-runs"
+RUN_PACKAGES = ("torch", "monai", "numpy", "pandas", "scikit-learn", "opencv-python-headless", "matplotlib", "dvc",
+                "snakemake", "hydra-core")
 # Outputs measured rather than computed (training speed, wall-clock): the only ones that differ between runs,
 # and the report's cells that quote them ("61.2 images/s").
 UNREPRODUCIBLE = {".snakemake_timestamp", *(path.name for path in artefacts.THROUGHPUT.values())}
@@ -36,15 +41,19 @@ def run(cmd: list[str], cwd: Path, timeout: int = 900, pythonpath: tuple[Path, .
     return result
 
 
-def copy_repo(dest: Path, *overrides: str) -> Path:
-    """The project's tracked and untracked-but-not-ignored files, as a fresh git repository, composed for the
-    tiny experiment with `overrides`."""
+def project_files() -> list[str]:
+    """The project's tracked and untracked-but-not-ignored files (what a copy of the project holds), sorted."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    return sorted(name for name in listed if name and (ROOT / name).is_file())
+
+
+def copy_repo(dest: Path, *overrides: str) -> Path:
+    """The project's files (project_files), as a fresh git repository, composed for the tiny experiment with
+    `overrides`."""
+    for name in project_files():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
     run(["git", "init", "-q", "-b", "main"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "copy"], dest)
@@ -57,6 +66,32 @@ def copy_run(finished: Path, dest: Path) -> Path:
     test that changes it. tests/test_end_to_end.py checks that such a copy is as up to date as the original."""
     shutil.copytree(finished, dest, symlinks=True)
     return dest
+
+
+def tree_key() -> str:
+    """What a tiny run is made from: the project's files (names and contents), this interpreter and the versions
+    of the packages that make the outputs. The pipeline is deterministic (tests/test_end_to_end.py), so two runs of
+    the same key are the same run."""
+    versions = [f"{package} {metadata.version(package)}" for package in RUN_PACKAGES]
+    digest = hashlib.sha256("\n".join([sys.executable, sys.version, *versions, ""]).encode())
+    for name in project_files():
+        digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def keep_run(finished: Path, key: str) -> None:
+    """Keep a copy of a finished tiny run under KEPT_RUNS/`key` for the next pytest session of the same tree (the
+    long checks after the default suite), replacing the runs of other trees; the copy appears whole or not at all."""
+    KEPT_RUNS.mkdir(parents=True, exist_ok=True)
+    for other in KEPT_RUNS.iterdir():
+        if other.name != key:
+            shutil.rmtree(other, ignore_errors=True)
+    partial = KEPT_RUNS / f".{key}.{os.getpid()}.partial"
+    copy_run(finished, partial)
+    try:
+        partial.rename(KEPT_RUNS / key)
+    except OSError:  # another session kept the same run first
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def output_hashes(repo: Path) -> dict[str, str]:
