@@ -133,7 +133,10 @@ def test_aucs_use_the_mapped_scores_and_fracture_is_not_available(evaluated):
 
 def test_the_same_scores_are_scored_against_both_label_sets(evaluated):
     root, metrics = evaluated
-    both = pd.read_csv(root / "results/expert_labels/label_sets.csv").set_index("finding")
+    table_of_both = pd.read_csv(root / "results/expert_labels/label_sets.csv")
+    both = table_of_both[table_of_both["finding"].isin([*stage.FINDING_SCORES, "Abnormal"])
+                         & ~((table_of_both["set"] == "all_findings") & (table_of_both["finding"] != "Abnormal"))
+                         ].set_index("finding")
     findings = metrics["four_findings"]["findings"]
     scored = pd.read_csv(root / "results/expert_labels/scores.csv")
     table = scores()
@@ -153,6 +156,9 @@ def test_the_same_scores_are_scored_against_both_label_sets(evaluated):
     assert metrics["against_both_label_sets"]["Pneumothorax"]["auc_nih"] == both.loc["Pneumothorax", "auc_nih"]
     abnormal = both.loc["Abnormal"]
     assert abnormal["nih_positives"] == table.iloc[:6][list(LABELS)].any(axis=1).sum()
+    every_finding = table_of_both[(table_of_both["set"] == "all_findings") & (table_of_both["finding"] != "Abnormal")]
+    assert list(every_finding["finding"]) == list(LABELS)  # the 14 findings the all-findings readers labelled too
+    assert (every_finding["expert_positives"] == 0).all() and every_finding["auc_expert"].isna().all()  # all NO here
 
 
 def test_readers_count_hedge_as_positive_and_pool_their_reads(evaluated):

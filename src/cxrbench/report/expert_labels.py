@@ -163,16 +163,17 @@ def label_sets_figure(both: pd.DataFrame):
     (results/expert_labels/label_sets.csv)."""
     rows = both.iloc[::-1].reset_index(drop=True)
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(4.6, 0.5 * len(rows) + 1.5))
-    for offset, (name, marker, colour) in zip((0.12, -0.12), (("expert", "o", "black"), ("nih", "s", "tab:orange"))):
+    fig, ax = plt.subplots(figsize=(5.4, 0.3 * len(rows) + 1.4))
+    for offset, (name, marker, colour) in zip((0.15, -0.15), (("expert", "o", "black"), ("nih", "s", "tab:orange"))):
         auc = rows[f"auc_{name}"].to_numpy(np.float64)
         low, high = rows[f"auc_{name}_ci_low"].to_numpy(np.float64), rows[f"auc_{name}_ci_high"].to_numpy(np.float64)
         ax.errorbar(auc, y + offset, xerr=np.vstack([auc - low, high - auc]).clip(min=0), fmt=marker, color=colour,
                     capsize=2, label={"expert": "against the experts", "nih": "against NIH's labels"}[name])
-    labels = [f"{FINDING_NAMES.get(r.finding, r.finding)} ({r.images} images)" for r in rows.itertuples()]
+    labels = [f"{'all findings: ' if r.set == 'all_findings' else ''}{FINDING_NAMES.get(r.finding, r.finding)} "
+              f"({r.images})" for r in rows.itertuples()]
     ax.axvline(0.5, color="grey", lw=0.6, ls=":")
-    ax.set(yticks=y, yticklabels=labels, xlim=(0, 1.02), xlabel="ROC AUC (95% CI)",
-           title="One model, two reference standards")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False)  # hides no point
+    ax.set(yticks=y, yticklabels=labels, xlim=(0, 1.02), xlabel="ROC AUC (95% CI)")
+    ax.set_title("One model, two reference standards (images)", pad=20)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)  # hides no point
     fig.tight_layout()
     return fig

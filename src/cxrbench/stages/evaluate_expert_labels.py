@@ -7,8 +7,9 @@ probabilities). Fracture has no NIH counterpart and is reported as not available
 All findings (Nabulsi et al. 2021, 810 PA test images, majority of three radiologists): AUC of the
 normal/abnormal scores in ABNORMAL_SCORES, built from the 14 probabilities.
 Both label sets: on the same test images, the same scores' AUC against NIH's own labels (for a finding, any of
-its FINDING_SCORES labels; for Abnormal, not "No Finding"), beside the AUC against the experts: the gap is what
-NIH's label noise does to the score.
+its FINDING_SCORES labels; for Abnormal, not "No Finding"; on the all-findings set also each of the 14 findings),
+beside the AUC against the experts: the gap is what NIH's label noise does to the score. The four findings and
+Abnormal go to the metrics, every row to results/expert_labels/label_sets.csv.
 Readers: each radiologist's sensitivity and specificity against the reference (metrics.roc.operating_point), and
 the same over all their reads pooled. The four-findings readers are the radiologists whose independent first
 reads started each image's adjudication, so they are not independent of the reference (their points are
@@ -224,6 +225,9 @@ def evaluate(params: dict[str, Any]) -> None:
     first_abnormal_score = next(iter(ABNORMAL_SCORES))
     both_sets[ABNORMAL] = run.both_label_sets(ALL_FINDINGS_SET, ABNORMAL, first_abnormal_score, every, abnormal,
                                               nih_abnormal, ABNORMAL_SCORES[first_abnormal_score](probabilities))
+    for label in LABELS:  # the all-findings radiologists labelled each of NIH's 14 findings too (table only)
+        run.both_label_sets(ALL_FINDINGS_SET, label, label, every, every[label].to_numpy(dtype=bool),
+                            every[NIH_LABEL_PREFIX + label].to_numpy(dtype=bool), every[f"score_{label}"].to_numpy())
 
     four_reads = google_labels.read_four_findings_readers(FOUR_FINDINGS_READERS)
     all_reads = google_labels.read_all_findings_readers(ALL_FINDINGS_READERS)
