@@ -12,6 +12,7 @@ every resample) keeps its point estimate and is marked `small`, never left out.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,13 @@ def groups_of(images: pd.DataFrame) -> pd.DataFrame:
     """Per image (rows of the store index: sex, age_years, view, follow_up) its group for each attribute."""
     return pd.DataFrame({"sex": images["sex"], "age": _band(images["age_years"].clip(lower=0), AGE_BANDS),
                          "view": images["view"], "follow-ups": _band(images["follow_up"], FOLLOW_UP_BANDS)})
+
+
+def memberships(images: pd.DataFrame) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(attribute, group, which of `images` belong to it) for every group of every attribute, groups in order."""
+    for attribute, membership in groups_of(images).items():
+        for group in sorted(membership.unique(), key=str):
+            yield attribute, str(group), (membership == group).to_numpy()
 
 
 def no_finding_score(probabilities: np.ndarray) -> np.ndarray:
@@ -76,18 +84,15 @@ def subgroup_table(y: np.ndarray, probabilities: np.ndarray, images: pd.DataFram
     stream = int(np.random.SeedSequence([seed, seed_streams.BOOTSTRAP_SUBGROUPS]).generate_state(1)[0])
     patients = images["patient"].to_numpy()
     rows = []
-    for attribute, membership in groups_of(images).items():
-        for group in sorted(membership.unique(), key=str):
-            members = (membership == group).to_numpy()
-            n_patients = len(np.unique(patients[members]))
-            head = {"attribute": attribute, "group": str(group), "images": int(members.sum()),
-                    "patients": n_patients}
-            auc, low, high, mean = _aucs(y[members], probabilities[members], patients[members],
-                                         bootstrap if n_patients >= MIN_PATIENTS else None, stream)
-            for k, label in enumerate(LABELS):
-                rows.append({**head, "class": label, "positives": int(y[members, k].sum()),
-                             **_cells(auc[k], low[k], high[k])})
-            rows.append({**head, "class": "mean", "positives": int(y[members].any(axis=1).sum()), **_cells(*mean)})
+    for attribute, group, members in memberships(images):
+        n_patients = len(np.unique(patients[members]))
+        head = {"attribute": attribute, "group": group, "images": int(members.sum()), "patients": n_patients}
+        auc, low, high, mean = _aucs(y[members], probabilities[members], patients[members],
+                                     bootstrap if n_patients >= MIN_PATIENTS else None, stream)
+        for k, label in enumerate(LABELS):
+            rows.append({**head, "class": label, "positives": int(y[members, k].sum()),
+                         **_cells(auc[k], low[k], high[k])})
+        rows.append({**head, "class": "mean", "positives": int(y[members].any(axis=1).sum()), **_cells(*mean)})
     table = pd.DataFrame(rows)
     table["small"] = table["ci_low"].isna()
     return table[COLUMNS]
@@ -113,17 +118,13 @@ def _cells(auc: float, low: float, high: float) -> dict[str, Any]:
 def subgroup_metrics(table: pd.DataFrame, y: np.ndarray, probabilities: np.ndarray, images: pd.DataFrame,
                      threshold: float) -> dict[str, Any]:
     """metrics/subgroups.json: per attribute and group the mean AUC with its interval and the underdiagnosis rate."""
-    membership = groups_of(images)
     means = table[table["class"] == "mean"].set_index(["attribute", "group"])
-    metrics: dict[str, Any] = {"no_finding_threshold": metric_value(threshold)}
-    for attribute in ATTRIBUTES:
-        metrics[attribute] = {}
-        for group in sorted(membership[attribute].unique(), key=str):
-            members = (membership[attribute] == group).to_numpy()
-            rate, ill = underdiagnosis(y[members], probabilities[members], threshold)
-            mean = means.loc[(attribute, str(group))]
-            metrics[attribute][str(group)] = {
-                "images": int(mean["images"]), "mean_auc": metric_value(mean["auc"]),
-                "mean_auc_ci": None if mean["small"] else [float(mean["ci_low"]), float(mean["ci_high"])],
-                "underdiagnosis_rate": metric_value(rate), "images_with_a_finding": ill}
+    metrics: dict[str, Any] = {"no_finding_threshold": metric_value(threshold), **{a: {} for a in ATTRIBUTES}}
+    for attribute, group, members in memberships(images):
+        rate, ill = underdiagnosis(y[members], probabilities[members], threshold)
+        mean = means.loc[(attribute, group)]
+        metrics[attribute][group] = {
+            "images": int(mean["images"]), "mean_auc": metric_value(mean["auc"]),
+            "mean_auc_ci": None if mean["small"] else [float(mean["ci_low"]), float(mean["ci_high"])],
+            "underdiagnosis_rate": metric_value(rate), "images_with_a_finding": ill}
     return metrics

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
-from sklearn.metrics import roc_curve
 
 from cxrbench import artefacts, store
 from cxrbench.metrics.froc import FrocCurve, sensitivity_at
+from cxrbench.metrics.roc import roc_curve_points
 from cxrbench.nodules import (
     FP_PER_IMAGE,
     jsrt_pixels_per_store_pixel,
@@ -127,7 +127,8 @@ def roc_figure(predictions: pd.DataFrame, metrics: dict[str, Any]) -> Figure:
         auc = metrics["classification"][task]["auc"]
         name = (f"{title}: AUC {auc:.3f}" if auc is not None else f"{title}: AUC undefined") + f", {len(scored)} cases"
         if scored["label"].nunique() == 2:
-            false_positive_rate, true_positive_rate, _ = roc_curve(scored["label"], scored["score"])
+            false_positive_rate, true_positive_rate, _ = roc_curve_points(scored["label"].to_numpy(),
+                                                                          scored["score"].to_numpy())
             ax.plot(false_positive_rate, true_positive_rate, lw=1.8, label=name)
         else:  # one class only: no curve to draw, the legend still names the task
             ax.plot([], [], label=name)

@@ -26,7 +26,7 @@ from cxrbench.report.localisation import LOCALISATION_SPLIT
 from cxrbench.report.nodules import NODULE_SPLIT
 from cxrbench.report.provenance import code_version
 from cxrbench.report.run import Run
-from cxrbench.report.segmentation import SCR_GROUPS, SCR_SPLIT
+from cxrbench.report.segmentation import SCR_GROUPS, SCR_SPLIT, group_jaccards
 from cxrbench.vocabulary import BOX_LABELS
 
 COLUMNS = ["task", "measure", "ours", "95% CI", "best published (same measure)", "human readers", "comparable"]
@@ -49,14 +49,13 @@ class Headline:
                                   self.best_published, self.readers, self.comparable)))
 
 
-def best_published(rows: pd.DataFrame, our_split: str, synthetic: bool, *, caveat: str = "",
-                   lower_is_better: bool = False) -> tuple[str, str]:
-    """The best of `rows` (one measure), preferring those on our split, as text, and whether it is comparable."""
+def best_published(rows: pd.DataFrame, our_split: str, synthetic: bool, *, caveat: str = "") -> tuple[str, str]:
+    """The highest of `rows` (one measure), preferring those on our split, as text, and whether it is comparable."""
     if rows.empty:
         return "none published", "no published figure"
     on_ours = rows[rows["split"] == our_split]
     pool = on_ours if len(on_ours) else rows
-    best = pool.loc[pool["value"].idxmin() if lower_is_better else pool["value"].idxmax()]
+    best = pool.loc[pool["value"].idxmax()]
     return (f"{best['value']:.3f}: {published_source(best)} ({best['split']})",
             comparability(best["split"], our_split, synthetic, caveat))
 
@@ -133,11 +132,11 @@ def google_expert_labels(run: Run) -> list[Headline]:
 
 
 def scr_segmentation(run: Run) -> list[Headline]:
-    cases = run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv")
+    per_group = group_jaccards(run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv"))
     rows = published.load(task="scr_segmentation")
     headlines = []
-    for group in ("lungs", "heart", "clavicles"):
-        per_case = cases[cases["object"].isin(SCR_GROUPS[group])].groupby("case")["jaccard"].mean()
+    for group in SCR_GROUPS:
+        per_case = per_group[group]
         half_width = 1.96 * per_case.std(ddof=1) / np.sqrt(len(per_case)) if len(per_case) > 1 else None
         interval = "–" if half_width is None else _interval(per_case.mean() - half_width, per_case.mean() + half_width,
                                                              f"normal approximation over {len(per_case)} cases")
