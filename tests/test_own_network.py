@@ -78,7 +78,7 @@ def test_imagenet_weights_fetched_with_dvc_start_the_training(tmp_path_factory):
     torch.save({re.sub(r"\.layers\.(norm|relu|conv)([12])\.", r".\1.\2.", name).replace("class_layers.out.", "classifier."):
                 tensor for name, tensor in rgb.state_dict().items()}, published)  # torchvision's names of 2017
     overrides = ["datasets=[nih]", "model.classifier.init=imagenet", f"model.classifier.imagenet.url={published}",
-                 f"model.classifier.imagenet.sha256={sha256_file(published)[:8]}"]
+                 f"model.classifier.imagenet.sha256='{sha256_file(published)[:8]}'"]  # quoted: an all-digit prefix is a string
     run([str(BIN / "cxrbench"), "compose", "experiment=tiny", *overrides], repo)
     with pytest.raises(AssertionError, match="cxrbench weights --fetch"):  # Snakemake stops before any work
         run([str(BIN / "snakemake"), "--cores", "2", "-n"], repo)
