@@ -11,6 +11,7 @@ import html
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from helpers.pipeline import BIN, copy_repo, output_hashes, run
@@ -26,6 +27,10 @@ CASES = {
                  ["data/raw/nih", "data/raw/google", "data/store/nih", "metrics/classifier.json",
                   "results/datasets/nih.json"]),
 }
+# NIH runs the demo's benchmark matrix (2 classifiers x 2 seeds) at tiny size: the one end-to-end run of it.
+OVERRIDES = {"nih": ["benchmark=demo"], "jsrt,scr": []}
+CELLS = {"benchmark_classifier-densenet121-seed1", "benchmark_classifier-efficientnet_b0-seed0",
+         "benchmark_classifier-efficientnet_b0-seed1"}
 # What the report's summary must say for each.
 SAID_ON_TOP = {
     "nih": ["Datasets used: NIH ChestX-ray14.", "Not used: JSRT, SCR, Google's expert labels for NIH.",
@@ -43,10 +48,10 @@ ALL_HEADINGS = {"NIH ChestX-ray14 classification", "Google expert labels", "SCR 
 def runs(request, tmp_path_factory) -> tuple[str, Path, Path]:
     """(datasets, a copy run by snakemake, a copy run by dvc repro)."""
     datasets = request.param
-    override = f"datasets=[{datasets}]"
-    by_snakemake = copy_repo(tmp_path_factory.mktemp("snakemake"), override)
+    overrides = [f"datasets=[{datasets}]", *OVERRIDES[datasets]]
+    by_snakemake = copy_repo(tmp_path_factory.mktemp("snakemake"), *overrides)
     run([str(BIN / "snakemake"), "--cores", "2"], by_snakemake)
-    by_dvc = copy_repo(tmp_path_factory.mktemp("dvc"), override)
+    by_dvc = copy_repo(tmp_path_factory.mktemp("dvc"), *overrides)
     run([str(BIN / "dvc"), "repro"], by_dvc)
     return datasets, by_snakemake, by_dvc
 
@@ -84,3 +89,47 @@ def test_the_report_covers_what_ran_and_says_so_on_top(runs):
     assert headings & ALL_HEADINGS == set(HEADINGS[datasets])
     page = (by_snakemake / "results/report.html").read_text()
     assert SAID_ON_TOP[datasets][0] in html.unescape(page) and "<img" in page
+
+
+def test_the_leaderboard_reads_every_cell_and_opens_the_nih_section(runs):
+    datasets, by_snakemake, _ = runs
+    if datasets != "nih":
+        pytest.skip("the benchmark matrix is NIH's")
+    cells = pd.read_csv(by_snakemake / "results/leaderboard/runs.csv")[["model", "seed"]].drop_duplicates()
+    assert sorted(map(tuple, cells.to_numpy())) == [("densenet121", 0), ("densenet121", 1), ("efficientnet_b0", 0),
+                                                    ("efficientnet_b0", 1)]
+    board = pd.read_csv(by_snakemake / "results/leaderboard/classifier.csv")
+    assert sorted(board["model"]) == ["densenet121", "efficientnet_b0"] and set(board["seeds"]) == {2}
+    compared = pd.read_csv(by_snakemake / "results/leaderboard/comparisons.csv")
+    assert set(compared["challenger"]) == {"efficientnet_b0"} and len(compared) == 15  # 14 classes and the mean
+    metrics = json.loads((by_snakemake / "metrics/leaderboard_classifier.json").read_text())
+    assert metrics["baseline"] == "densenet121" and set(metrics["vs_baseline"]) == {"efficientnet_b0"}
+    markdown = (by_snakemake / "results/report.md").read_text()
+    nih_section = markdown.split("\n## NIH ChestX-ray14 classification\n", 1)[1]
+    assert nih_section.index("figures/nih-leaderboard.png") < nih_section.index("figures/nih-forest.png")
+
+
+def test_adding_a_seed_or_changing_a_challenger_reruns_only_its_cells_under_both_runners(runs):
+    datasets, by_snakemake, _ = runs
+    if datasets != "nih":
+        pytest.skip("the benchmark matrix is NIH's")
+    overrides = ["experiment=tiny", f"datasets=[{datasets}]", *OVERRIDES[datasets]]
+    # change -> (the stages it reruns, whether DVC sees rank_classifiers changed before those ran: its parameter
+    # benchmark.seeds and its dependencies on the cells' folders)
+    cases = {"benchmark.seeds=[0,1,2]": ({"benchmark_classifier-densenet121-seed2",
+                                          "benchmark_classifier-efficientnet_b0-seed2"}, True),
+             "benchmark.classifier.challengers.efficientnet_b0.name=efficientnet_b0_v2":
+                 ({"benchmark_classifier-efficientnet_b0-seed0", "benchmark_classifier-efficientnet_b0-seed1"}, False)}
+    try:
+        for change, (cells, rank_changed_now) in cases.items():
+            run([str(BIN / "cxrbench"), "compose", *overrides, change], by_snakemake)
+            status = run([str(BIN / "dvc"), "status"], by_snakemake).stdout
+            changed = {line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()}
+            assert changed == cells | ({"rank_classifiers"} if rank_changed_now else set()), status
+            result = run([str(BIN / "snakemake"), "-n", "--cores", "2"], by_snakemake)
+            dry = result.stdout + result.stderr
+            jobs = {line.split()[0] for line in dry.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
+                    if line.strip()}
+            assert jobs == cells | {"rank_classifiers", "write_report", "all"}, dry
+    finally:
+        run([str(BIN / "cxrbench"), "compose", *overrides], by_snakemake)

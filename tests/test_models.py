@@ -30,10 +30,10 @@ WITH_IMAGENET = [option for option in options("classifier") if "imagenet" in net
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_every_shipped_network_builds_from_its_config_and_fits_its_task(group, option):
     spec = network(group, option)
-    config.validate({**yaml.safe_load(config.compose_yaml([f"model/{group}={option}"]))})
+    config.validate({**yaml.safe_load(config.compose_yaml([f"model/{group}={option}", "benchmark=single"]))})
     model = networks.build(spec)
     side, shape = TASK_SHAPES[group]
-    networks.check_output(model, group, side, shape, group)
+    networks.check_output(model, f"model.{group}", side, shape, group)
     assert model.training  # the check leaves the module as it found it
 
 
@@ -49,7 +49,7 @@ def test_a_network_with_the_wrong_outputs_is_refused_naming_the_key():
     spec["net"]["out_channels"] = 3
     with pytest.raises(DataError, match=r"model\.classifier\.net builds DenseNet121, whose output .* \(2, 3\); "
                                         r".* needs \(2, 14\)"):
-        networks.check_output(networks.build(spec), "classifier", 32, (2, 14), "the NIH classifier")
+        networks.check_output(networks.build(spec), "model.classifier", 32, (2, 14), "the NIH classifier")
 
 
 def test_a_users_own_module_plugs_in_by_its_class_name(tmp_path, monkeypatch):
@@ -75,7 +75,7 @@ def test_a_users_own_module_plugs_in_by_its_class_name(tmp_path, monkeypatch):
     config.validate(params)
     model = networks.build(params["model"]["classifier"])
     assert type(model).__name__ == "TinyNet" and model.conv.out_channels == 4
-    networks.check_output(model, "classifier", 32, (2, len(LABELS)), "the NIH classifier")
+    networks.check_output(model, "model.classifier", 32, (2, len(LABELS)), "the NIH classifier")
     sys.modules.pop("mylab", None)
 
 
@@ -119,7 +119,7 @@ def test_imagenet_init_loads_exactly_the_published_tensors(option, tmp_path, mon
     model = networks.build(spec)
     head_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(pretrained.LAYOUTS[
         spec["imagenet"]["layout"]].head)}
-    loaded = networks.initialise(model, spec, "classifier")
+    loaded = networks.initialise(model, spec, "model.classifier")
 
     state = model.state_dict()
     to_published = PUBLISHED_NAMES[spec["imagenet"]["layout"]]
@@ -142,7 +142,7 @@ def test_imagenet_weights_missing_say_which_file_its_checksum_and_where_to_get_i
     monkeypatch.chdir(tmp_path)
     spec = {**network("classifier", "densenet121"), "init": "imagenet"}
     with pytest.raises(DataError) as err:
-        networks.initialise(networks.build(spec), spec, "classifier")
+        networks.initialise(networks.build(spec), spec, "model.classifier")
     message = str(err.value)
     for part in ("weights/imagenet/densenet121-a639ec97.pth", "sha256 a639ec97",
                  "https://download.pytorch.org/models/densenet121-a639ec97.pth", "cxrbench weights --fetch",
@@ -155,12 +155,12 @@ def test_imagenet_weights_of_another_checksum_or_network_are_refused(tmp_path, m
     spec = {**network("classifier", "densenet121"), "init": "imagenet"}
     plant_published_weights("resnet50", Path(spec["imagenet"]["file"]))  # a ResNet under DenseNet's name
     with pytest.raises(DataError, match=r"sha256 [0-9a-f]{16}\.\.\., expected a639ec97"):
-        networks.initialise(networks.build(spec), spec, "classifier")
+        networks.initialise(networks.build(spec), spec, "model.classifier")
     spec["imagenet"]["sha256"] = sha256_file(spec["imagenet"]["file"])
     model = networks.build(spec)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(DataError, match=r"does not fit model\.classifier\.net \(DenseNet121.*not in the file"):
-        networks.initialise(model, spec, "classifier")
+        networks.initialise(model, spec, "model.classifier")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # never half-loaded
 
 
@@ -170,14 +170,14 @@ def test_init_from_a_checkpoint_of_ours_loads_it_and_refuses_another_network(tmp
     spec = {**network("segmenter", "unet"), "init": str(tmp_path / "model.pt")}
     torch.manual_seed(1)
     model = networks.build(spec)
-    loaded = networks.initialise(model, spec, "segmenter")
+    loaded = networks.initialise(model, spec, "model.segmenter")
     assert all(torch.equal(source.state_dict()[k], v) for k, v in model.state_dict().items())
     assert loaded == {"init": str(tmp_path / "model.pt"), "sha256": sha256_file(tmp_path / "model.pt")}
     other = {**network("segmenter", "segresnet"), "init": str(tmp_path / "model.pt")}
     with pytest.raises(DataError, match=r"model\.pt: does not fit model\.segmenter\.net \(SegResNet\)"):
-        networks.initialise(networks.build(other), other, "segmenter")
+        networks.initialise(networks.build(other), other, "model.segmenter")
     with pytest.raises(DataError, match=r"missing\.pt: not found: model\.segmenter\.init names it"):
-        networks.initialise(networks.build(spec), {**spec, "init": str(tmp_path / "missing.pt")}, "segmenter")
+        networks.initialise(networks.build(spec), {**spec, "init": str(tmp_path / "missing.pt")}, "model.segmenter")
 
 
 def test_imagenet_is_refused_for_a_network_without_published_weights():

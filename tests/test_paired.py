@@ -1,5 +1,6 @@
-"""DeLong's paired test and Holm's correction (cxrbench.metrics.paired): the midrank placement values equal their
-definition, the AUCs equal scikit-learn's, the test holds its level under the null, and Holm matches a hand
+"""DeLong's paired test and Holm's correction (cxrbench.metrics.paired): pROC's published paired tests reproduced on
+its data, the midrank placement values equal their definition, the AUCs equal scikit-learn's, the test holds its
+level under the null, a contrast of seed-averaged AUCs is the covariance's quadratic form, and Holm matches a hand
 computation."""
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from sklearn.metrics import roc_auc_score
 
 from cxrbench.metrics.paired import (
     auc_covariance,
+    contrast,
     delong,
     holm,
     midranks,
     placement_values,
     placement_values_by_pairs,
 )
+from helpers import asah
 
 
 def test_midranks_are_scipys_average_ranks():
@@ -85,3 +88,35 @@ def test_holm_matches_a_hand_computation_and_keeps_nan():
     np.testing.assert_allclose(adjusted[:4], [0.03, 0.06, 0.06, 0.02])
     assert np.isnan(adjusted[4])
     assert holm(np.array([0.9, 0.8]))[0] == 1.0
+
+
+@pytest.mark.parametrize(("first", "second", "published"), asah.PUBLISHED, ids=lambda v: v if isinstance(v, str) else "")
+def test_delong_reproduces_procs_published_paired_tests_on_its_asah_data(first, second, published):
+    """pROC's roc.test on its aSAH data (see tests/helpers/asah.py): a worked example computed by another
+    implementation, with heavy ties (wfns is a 1-5 grade), published to 15 digits in pROC's test suite."""
+    y = np.array(asah.OUTCOME)
+    result = delong(y, np.array(getattr(asah, second), dtype=float), np.array(getattr(asah, first), dtype=float))
+    for name, auc in ((first, result.auc_b[0]), (second, result.auc_a[0])):
+        assert round(auc, 4 if name != "NDKA" else 3) == asah.PRINTED_AUC[name]
+    assert result.difference[0] / result.standard_error[0] == pytest.approx(published["z"], rel=1e-12)
+    assert result.p_value[0] == pytest.approx(published["p"], rel=1e-9)
+    assert (result.ci_low[0], result.ci_high[0]) == pytest.approx(published["ci"], rel=1e-12)
+
+
+def test_a_contrast_of_seed_averaged_aucs_is_the_covariance_s_quadratic_form():
+    """contrast(): two seeds per model, +1/2 and -1/2 weights. Its difference is the difference of the means of the
+    AUCs, its variance w' Cov w from the O(n^2) definition of the placement values; for two models it is delong()."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=(300, 2))
+    scores = y[None] * rng.uniform(0.2, 1.0, size=(4, 1, 2)) + rng.normal(size=(4, 300, 2))
+    auc, cov = auc_covariance(y, scores, placements=placement_values_by_pairs)
+    weights = np.array([-0.5, -0.5, 0.5, 0.5])
+    result = contrast(auc, cov, weights)
+    np.testing.assert_allclose(result.difference, auc[2:].mean(axis=0) - auc[:2].mean(axis=0))
+    np.testing.assert_allclose(result.standard_error ** 2, [weights @ cov[c] @ weights for c in range(2)])
+    np.testing.assert_allclose(result.auc_a, auc[:2].mean(axis=0))
+    pair = delong(y, scores[0], scores[3])
+    single = contrast(auc, cov, np.array([-1.0, 0, 0, 1.0]))
+    np.testing.assert_allclose(single.p_value, pair.p_value, rtol=1e-10)
+    with pytest.raises(ValueError, match="sum to zero"):
+        contrast(auc, cov, np.array([1.0, 0, 0, 0]))

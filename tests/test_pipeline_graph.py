@@ -27,7 +27,10 @@ SELECTIONS = [["nih"], ["nih", "google"], ["jsrt", "scr"], ["jsrt", "scr", "nih"
 JSRT_SCR_STAGES = {"acquire_jsrt_scr", "decode_jsrt", "split_scr", "split_jsrt", "train_segmenter", "train_nodules",
                    "evaluate_segmenter", "evaluate_nodules"}
 NIH_STAGES = {"acquire_nih", "decode_nih", "split_nih", "train_classifier", "evaluate_classifier",
-              "evaluate_localisation"}
+              "evaluate_localisation", "rank_classifiers"}
+# The default benchmark matrix (configs/benchmark/demo.yaml): its cells other than train_classifier's
+MATRIX_STAGES = {"benchmark_classifier-densenet121-seed1", "benchmark_classifier-efficientnet_b0-seed0",
+                 "benchmark_classifier-efficientnet_b0-seed1"}
 GOOGLE_STAGES = {"acquire_google", "assess_labels", "evaluate_expert_labels"}
 BOTH_STAGES = {"evaluate_external"}  # the NIH classifier on the JSRT images
 
@@ -50,6 +53,10 @@ def load_rules(project: Path) -> dict:
 @pytest.fixture(scope="module")
 def snakemake_rules():
     return load_rules(ROOT)
+
+
+def composed_params(*overrides: str) -> dict:
+    return yaml.safe_load(config.compose_yaml(overrides))
 
 
 def composed_project(dest: Path, *overrides: str) -> Path:
@@ -113,10 +120,11 @@ def test_committed_dvc_yaml_is_the_composition_for_params_yaml():
 
 @pytest.mark.parametrize("datasets", SELECTIONS, ids="+".join)
 def test_each_choice_of_datasets_keeps_exactly_its_stages(datasets):
-    stages = config.compose_pipeline(datasets)["stages"]
+    params = composed_params(f"datasets=[{','.join(datasets)}]")
+    stages = config.compose_pipeline(datasets, params=params)["stages"]
     expected = {"describe_datasets", "write_report"}
     expected |= JSRT_SCR_STAGES if "jsrt" in datasets else set()
-    expected |= NIH_STAGES if "nih" in datasets else set()
+    expected |= NIH_STAGES | MATRIX_STAGES if "nih" in datasets else set()
     expected |= GOOGLE_STAGES if "google" in datasets else set()
     expected |= BOTH_STAGES if {"nih", "jsrt"} <= set(datasets) else set()
     assert set(stages) == expected
@@ -132,7 +140,8 @@ def test_each_choice_of_datasets_keeps_exactly_its_stages(datasets):
 def test_both_runners_see_the_same_graph_for_each_choice_of_datasets(tmp_path, datasets):
     project = composed_project(tmp_path, f"datasets=[{','.join(datasets)}]")
     rules, stages = load_rules(project), dvc_stages(project)
-    assert set(rules) - {"all"} == set(stages) == set(config.compose_pipeline(datasets)["stages"])
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert set(rules) - {"all"} == set(stages) == set(config.compose_pipeline(datasets, params=params)["stages"])
     for name, (deps, outs) in stages.items():
         assert set(map(str, rules[name].input)) == deps, name
         assert set(map(str, rules[name].output)) == outs, name

@@ -16,6 +16,10 @@ SPLIT_JSRT_NODULES, SPLIT_JSRT_NODULES_INFO = _DATA / "splits" / "jsrt_nodules.c
 
 MODEL_CLASSIFIER, MODEL_SEGMENTER, MODEL_NODULES = Path("models/classifier"), Path("models/segmenter"), Path("models/nodules")
 MODEL_CONFIG = "config.json"  # in each of those folders
+# The benchmark matrix's cells other than train_classifier's: one folder per (model, seed), named
+# `<model>-seed<seed>` where pipeline.yaml writes CELL, holding the trained network, its training history and its
+# test predictions (cxrbench.matrix)
+BENCHMARK_CLASSIFIER, CELL = Path("models/benchmark/classifier"), "{cell}"
 # training speed, measured (wall-clock): DVC metrics of their own, outside the model folders, whose hashes stay
 # a function of the parameters and data
 THROUGHPUT = {task: _METRICS / f"throughput_{task}.json" for task in ("classifier", "segmenter", "nodules")}
@@ -38,6 +42,7 @@ PLOT_CLASSIFIER_ROC, PLOT_NODULES_FROC = _PLOTS / "classifier_roc.csv", _PLOTS /
 METRICS_CALIBRATION, PLOT_CLASSIFIER_RELIABILITY = _METRICS / "calibration.json", _PLOTS / "classifier_reliability.csv"
 METRICS_SUBGROUPS = _METRICS / "subgroups.json"
 METRICS_EXTERNAL, RESULTS_EXTERNAL = _METRICS / "external_jsrt.json", _RESULTS / "external"
+RESULTS_LEADERBOARD, METRICS_LEADERBOARD = _RESULTS / "leaderboard", _METRICS / "leaderboard_classifier.json"
 PLOT_EXPERT_LABELS_ROC, PLOT_EXPERT_LABELS_READERS = _PLOTS / "expert_labels_roc.csv", _PLOTS / "expert_labels_readers.csv"
 
 
@@ -45,5 +50,6 @@ def named() -> set[str]:
     """Every artefact named here, spelt as workflow/pipeline.yaml spells its paths."""
     paths = {value for name, value in globals().items() if isinstance(value, Path) and not name.startswith("_")}
     paths |= {*RAW.values(), *MANIFESTS.values(), *THROUGHPUT.values()}
+    paths = (paths - {BENCHMARK_CLASSIFIER}) | {BENCHMARK_CLASSIFIER / CELL}
     live = {LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES}
     return {p.as_posix() for p in paths - live} | {f"{p.as_posix()}/{part}" for p in live for part in LIVE_OUTPUTS}

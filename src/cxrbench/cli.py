@@ -187,16 +187,16 @@ def cmd_weights(args: argparse.Namespace) -> int:
     missing = 0
     for task, spec in wanted.items():
         if args.fetch and not Path(spec["file"]).is_file():
-            print(f"model.{task}: {config.fetch_command(spec)}", flush=True)
+            print(f"{task}: {config.fetch_command(spec)}", flush=True)
             Path(spec["file"]).parent.mkdir(parents=True, exist_ok=True)
             if subprocess.run(config.fetch_command(spec).split()).returncode != 0:
                 raise DataError(spec["file"], f"`{config.fetch_command(spec)}` failed (its message is above)",
-                                f"download {spec['url']} yourself and set model.{task}.imagenet.file=PATH")
+                                f"download {spec['url']} yourself and set {task}.imagenet.file=PATH")
         try:
             path, digest = require_file(spec, task)
-            print(f"model.{task}: {path} (sha256 {digest[:16]}..., {spec['url']})")
+            print(f"{task}: {path} (sha256 {digest[:16]}..., {spec['url']})")
         except DataError as err:
-            print(f"model.{task}: {err}")
+            print(f"{task}: {err}")
             missing += 1
     return 1 if missing else 0
 

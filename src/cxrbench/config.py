@@ -12,6 +12,7 @@ refuse to run when dvc.yaml was composed for other datasets.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from cxrbench import artefacts, matrix
 from cxrbench.errors import DataError
+from cxrbench.matrix import CHALLENGERS_KEY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -70,6 +73,10 @@ def validate(params: dict[str, Any], source: str | Path = "params.yaml") -> None
         raise DataError(source, "the networks cannot be initialised as configured:\n" + "\n".join(f"  {p}" for p in problems),
                         "pick `init: random`, `init: imagenet` for a network whose config has `imagenet:` weights, "
                         "or the path of a state dict")
+    problems = matrix.problems(params)
+    if problems:
+        raise DataError(source, "the benchmark matrix cannot be made stages:\n" + "\n".join(f"  {p}" for p in problems),
+                        "rename as said, in configs/ or your override, and recompose with `cxrbench compose`")
     problems = dataset_problems(params)
     if problems:
         raise DataError(source, "the datasets cannot be had as configured:\n" + "\n".join(f"  {p}" for p in problems),
@@ -88,10 +95,17 @@ def dataset_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+def networks(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every network config params hold, by its dotted key: model.<task>, and the benchmark matrix's challengers."""
+    found = {f"model.{task}": network for task, network in params["model"].items()}
+    challengers = params["benchmark"]["classifier"]["challengers"]
+    return found | {f"{CHALLENGERS_KEY}.{name}": network for name, network in challengers.items()}
+
+
 def model_problems(params: dict[str, Any]) -> list[str]:
     """ImageNet initialisation asked of a network without published ImageNet weights."""
-    return [f"model.{task}.init: imagenet, but model.{task} ({network['name']}) names no ImageNet weights "
-            "(no `imagenet:` block)" for task, network in params["model"].items()
+    return [f"{key}.init: imagenet, but {key} ({network['name']}) names no ImageNet weights (no `imagenet:` block)"
+            for key, network in networks(params).items()
             if network["init"] == INIT_IMAGENET and "imagenet" not in network]
 
 
@@ -102,8 +116,8 @@ def init_files(network: dict[str, Any]) -> list[str]:
 
 
 def imagenet_weights(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """`model.<task>.imagenet` of each network that starts from ImageNet weights, by task."""
-    return {task: network["imagenet"] for task, network in params["model"].items() if network["init"] == INIT_IMAGENET}
+    """`<key>.imagenet` of each network that starts from ImageNet weights, by its dotted key (model.classifier)."""
+    return {key: network["imagenet"] for key, network in networks(params).items() if network["init"] == INIT_IMAGENET}
 
 
 def fetch_command(spec: dict[str, Any]) -> str:
@@ -112,16 +126,16 @@ def fetch_command(spec: dict[str, Any]) -> str:
 
 
 def missing_weights(task: str, spec: dict[str, Any]) -> DataError:
-    return DataError(spec["file"], f"missing: model.{task}.init=imagenet loads these published ImageNet weights "
+    return DataError(spec["file"], f"missing: {task}.init=imagenet loads these published ImageNet weights "
                                    f"(sha256 {spec['sha256']}..., from {spec['url']})",
                      f"run `cxrbench weights --fetch` (it runs `{fetch_command(spec)}`), or download the URL yourself "
-                     f"and set model.{task}.imagenet.file=/path/to/{Path(spec['url']).name}")
+                     f"and set {task}.imagenet.file=/path/to/{Path(spec['url']).name}")
 
 
 def _initial_weights(stage: dict[str, Any], params: dict[str, Any]) -> list[str]:
-    """The initial-weight files of the networks a stage's params name (`model.<task>`)."""
-    return [path for key in stage.get("params", []) if key.startswith("model.")
-            for path in init_files(params["model"][key.split(".")[1]])]
+    """The initial-weight files of the networks a stage's params name (model.<task>, a challenger)."""
+    known = networks(params)
+    return [path for key in stage.get("params", []) if key in known for path in init_files(known[key])]
 
 
 def _allowed(err: jsonschema.ValidationError) -> str:
@@ -155,9 +169,11 @@ def stage_outputs(stage: dict[str, Any]) -> list[str]:
 def compose_pipeline(datasets: Sequence[str], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION,
                      params: dict[str, Any] | None = None) -> dict:
     """The stages of workflow/pipeline.yaml that `datasets` need: those whose meta.datasets are all listed, each
-    without its dependencies on the outputs of a stage left out; with `params`, each training stage also depends
-    on the files its networks' initial weights come from."""
-    stages = yaml.safe_load(Path(declaration).read_text())["stages"]
+    without its dependencies on the outputs of a stage left out. With `params`, the benchmark matrix's template
+    (meta.matrix) becomes a stage per cell (`_cells`) and each training stage also depends on the files its
+    networks' initial weights come from; without, the template and the dependencies on its cells are left out."""
+    stages = _cells(yaml.safe_load(Path(declaration).read_text())["stages"],
+                    [] if params is None else [cell for cell in matrix.cells(params) if not cell.main])
     kept = {name: dict(stage) for name, stage in stages.items() if set(stage["meta"]["datasets"]) <= set(datasets)}
     left_out = {path for name, stage in stages.items() if name not in kept for path in stage_outputs(stage)}
     produced = {path for stage in kept.values() for path in stage_outputs(stage)}
@@ -169,6 +185,29 @@ def compose_pipeline(datasets: Sequence[str], declaration: Path = PROJECT_ROOT /
         if params is not None:
             stage["deps"] = stage["deps"] + _initial_weights(stage, params)
     return {"stages": kept}
+
+
+def _cells(stages: dict[str, Any], cells: Sequence[matrix.Cell]) -> dict[str, Any]:
+    """The declaration with its matrix template made one stage per cell (named cell.stage, its command given the
+    cell's model and seed, its parameters the template's and its own network's, its outputs in the cell's folder),
+    and every dependency on a cell's path (artefacts.CELL) made one per cell."""
+    def per_cell(entries: list) -> list:
+        """Each entry on a cell's path (a string: pipeline.yaml gives such dependencies no options) once per cell."""
+        return [expanded for entry in entries
+                for expanded in ([entry.replace(artefacts.CELL, cell.name) for cell in cells]
+                                 if artefacts.CELL in _entry_path(entry) else [entry])]
+
+    expanded = {}
+    for name, stage in stages.items():
+        if stage["meta"].get("matrix"):
+            for cell in cells:
+                expanded[cell.stage] = {**copy.deepcopy(stage),
+                                        "cmd": f"{stage['cmd']} +instance.model={cell.model} +instance.seed={cell.seed}",
+                                        "params": [*stage.get("params", []), cell.network_key],
+                                        "outs": [o.replace(artefacts.CELL, cell.name) for o in stage["outs"]]}
+        else:
+            expanded[name] = {**stage, "deps": per_cell(stage.get("deps", []))}
+    return expanded
 
 
 def compose_dvc_yaml(params: dict[str, Any], declaration: Path = PROJECT_ROOT / PIPELINE_DECLARATION) -> str:

@@ -74,23 +74,33 @@ def stage_log(stage):
 def stage_threads(stage):
     if stage == "decode_nih":
         return config["decode"]["nih"]["workers"]
-    if stage in NETWORK_STAGES:
+    if runs_network(stage):
         return config["train"]["runtime"]["threads"]
     return 1
 
 
-# Stages that run a network (torch); on CUDA configs they ask the cluster for a GPU.
+# Stages that run a network (torch); on CUDA configs they ask the cluster for a GPU. benchmark_classifier is the
+# template of the matrix's stages, benchmark_classifier-<model>-seed<seed>.
 NETWORK_STAGES = ("train_classifier", "train_segmenter", "train_nodules", "evaluate_classifier", "evaluate_segmenter",
-                  "evaluate_localisation", "evaluate_nodules", "evaluate_external")
+                  "evaluate_localisation", "evaluate_nodules", "evaluate_external", "benchmark_classifier")
+
+
+def runs_network(stage):
+    return stage.split("-")[0] in NETWORK_STAGES
 
 
 def stage_resources(stage):
     """What DVC cannot say: resources for cluster runs (GPU stages ask for one GPU)."""
-    uses_gpu = stage in NETWORK_STAGES and config["train"]["runtime"]["device"] == "cuda"
+    uses_gpu = runs_network(stage) and config["train"]["runtime"]["device"] == "cuda"
     resources = {"mem_mb": 16000 if uses_gpu or stage == "decode_nih" else 4000, "runtime": 60}
     if uses_gpu:
         resources.update(gpu=1, cpus_per_gpu=config["train"]["runtime"]["threads"], runtime=24 * 60)
     return resources
+
+
+def matrix_stages(template):
+    """The stages dvc.yaml holds for the cells of a matrix template (cxrbench.matrix: <template>-<model>-seed<seed>)."""
+    return [stage for stage in DVC_STAGES if stage.startswith(f"{template}-")]
 
 
 def declare_stage_rules(*stages, local=()):

@@ -1,2 +1,3 @@
-# Training: the NIH classifier, the SCR segmenter and the JSRT nodule models (GPU jobs on a cluster when train.device=cuda).
-declare_stage_rules("train_classifier", "train_segmenter", "train_nodules")
+# Training: the NIH classifier, the SCR segmenter and the JSRT nodule models (GPU jobs on a cluster when train.device=cuda),
+# and every other cell of the NIH classifier's benchmark matrix (models x seeds: a job each).
+declare_stage_rules("train_classifier", "train_segmenter", "train_nodules", *matrix_stages("benchmark_classifier"))

@@ -24,6 +24,7 @@ from statistics import NormalDist
 import numpy as np
 
 _NORMAL = NormalDist()
+ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -120,15 +121,35 @@ def delong(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, alpha: flo
 
 def paired_from_covariance(auc: np.ndarray, cov: np.ndarray, a: int, b: int, alpha: float = 0.05) -> PairedAuc:
     """Model b against model a, per class, from `auc_covariance`'s output."""
-    difference = auc[b] - auc[a]
-    se = np.sqrt(np.maximum(cov[:, a, a] + cov[:, b, b] - 2 * cov[:, a, b], 0.0))
+    weights = np.zeros(auc.shape[0])
+    weights[a], weights[b] = -1.0, 1.0
+    return contrast(auc, cov, weights, alpha)
+
+
+def contrast(auc: np.ndarray, cov: np.ndarray, weights: np.ndarray, alpha: float = 0.05) -> PairedAuc:
+    """DeLong's test of a linear combination of the models' AUCs, per class: `weights` (models,) summing to zero,
+    e.g. +1/2 on two seeds of model b and -1/2 on two seeds of model a tests the difference of their seed-averaged
+    AUCs. Its variance is w' Cov w, Cov from `auc_covariance`. auc_a / auc_b of the result are the weighted means
+    of the negative and the positive weights' models."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (auc.shape[0],) or not np.isclose(weights.sum(), 0.0):
+        raise ValueError(f"weights must be one per model ({auc.shape[0]}) and sum to zero, got {weights}")
+    # AUCs are ratios of counts: below ROUNDING a difference or standard error is the sum's rounding, i.e. zero
+    difference = _zero_below_rounding(weights @ auc)
+    se = _zero_below_rounding(np.sqrt(np.maximum(np.einsum("i,kij,j->k", weights, cov, weights), 0.0)))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.abs(difference) / se
     # a difference without variance (identical scores): p = 1 when there is no difference at all
     p = np.where(se > 0, 2 * (1 - _normal_cdf(z)), np.where(difference == 0, 1.0, 0.0))
     p = np.where(np.isfinite(difference), p, np.nan)
     half = _NORMAL.inv_cdf(1 - alpha / 2) * se
-    return PairedAuc(auc[a], auc[b], difference, se, difference - half, difference + half, p)
+    negative, positive = np.minimum(weights, 0), np.maximum(weights, 0)
+    return PairedAuc(negative @ auc / negative.sum(), positive @ auc / positive.sum(), difference, se,
+                     difference - half, difference + half, p)
+
+
+def _zero_below_rounding(values: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(values) < ROUNDING, 0.0, values)
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:

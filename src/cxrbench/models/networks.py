@@ -37,9 +37,9 @@ def check_output(model: torch.nn.Module, key: str, input_size: int, expected: tu
         shape = tuple(model.eval()(torch.zeros(2, 1, input_size, input_size)).shape)
     model.train(was_training)
     if shape != expected:
-        raise DataError(None, f"model.{key}.net builds {type(model).__name__}, whose output for a batch of "
+        raise DataError(None, f"{key}.net builds {type(model).__name__}, whose output for a batch of "
                               f"shape (2, 1, {input_size}, {input_size}) has shape {shape}; {meaning} needs {expected}",
-                        f"set the network's arguments in model.{key}.net (its input channels, number of outputs) "
+                        f"set the network's arguments in {key}.net (its input channels, number of outputs) "
                         "or pick another option of the group")
 
 
@@ -56,15 +56,15 @@ def initialise(model: torch.nn.Module, network: Mapping[str, Any], key: str) -> 
 def load_own(model: torch.nn.Module, path: Path, key: str) -> dict[str, Any]:
     """Weights of one of our models (a model.pt, or a bare state dict) of the same network and outputs."""
     if not path.is_file():
-        raise DataError(path, f"not found: model.{key}.init names it as the initial weights",
+        raise DataError(path, f"not found: {key}.init names it as the initial weights",
                         f"give the path of a state dict or checkpoint (e.g. models/.../model.pt), or set "
-                        f"model.{key}.init=random")
+                        f"{key}.init=random")
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise DataError(path, f"does not fit model.{key}.net ({type(model).__name__}): {str(err).splitlines()[0]}",
+        raise DataError(path, f"does not fit {key}.net ({type(model).__name__}): {str(err).splitlines()[0]}",
                         "initialise from a checkpoint of the same network and outputs") from None
     return {"init": str(path), "sha256": sha256_file(path)}
 

@@ -106,8 +106,8 @@ def load_imagenet(model: torch.nn.Module, spec: Mapping[str, Any], key: str) -> 
         details = [f"{label} ({len(names)}): {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
                    for label, names in (("not in the file", missing), ("of another shape", misfit),
                                         ("left over in the file", unused)) if names]
-        raise DataError(path, f"does not fit model.{key}.net ({type(model).__name__}, layout {spec['layout']}): "
+        raise DataError(path, f"does not fit {key}.net ({type(model).__name__}, layout {spec['layout']}): "
                               + "; ".join(details),
-                        f"use the weights of the network model.{key}.net builds (model.{key}.imagenet.url)")
+                        f"use the weights of the network {key}.net builds ({key}.imagenet.url)")
     model.load_state_dict({**ours, **loaded})
     return {"init": "imagenet", "weights": spec["url"], "sha256": digest, "tensors_loaded": len(loaded)}

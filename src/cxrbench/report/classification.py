@@ -14,6 +14,7 @@ from cxrbench import artefacts, store
 from cxrbench.metrics.roc import roc_curve_points
 from cxrbench.published import MEAN_LABEL
 from cxrbench.published import load as load_published
+from cxrbench.report import leaderboard
 from cxrbench.report.comparison import OURS, Beside, Published, comparison_table
 from cxrbench.report.datasets import nih_split_name
 from cxrbench.report.document import Report
@@ -23,6 +24,9 @@ from cxrbench.vocabulary import LABELS
 
 def section(report: Report, run: Run) -> None:
     report.heading("NIH ChestX-ray14 classification")
+    leaderboard.section(report, run)
+    report.paragraph(f"The baseline ({run.network_name(artefacts.MODEL_CLASSIFIER)}, master seed) beside the published "
+                     "results, and the analyses below, are of train_classifier's model.")
     metrics = run.json(artefacts.METRICS_CLASSIFIER)
     published = load_published(task="nih_classification")
     split = nih_split_name(run.nih_split)

@@ -49,7 +49,8 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], None]) -> None:
 
     @hydra.main(config_path=None, config_name=None, version_base="1.3")
     def _main(cfg) -> None:
-        _configure_logging(name)
+        # a cell of the benchmark matrix logs as its stage is named (cxrbench.matrix.Cell.stage)
+        _configure_logging(f"{name}-{cfg.instance.model}-seed{cfg.instance.seed}" if "instance" in cfg else name)
         log = logging.getLogger(f"cxrbench.{name}")
         params = OmegaConf.to_container(cfg, resolve=True)
         try:

@@ -16,26 +16,21 @@ which also scores other models' predictions the same way).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from cxrbench import artefacts, engine, store, subgroups, training
+from cxrbench import artefacts, nih_classifier, subgroups
 from cxrbench.fileio import atomic_path, metric_value, write_json
 from cxrbench.metrics.calibration import BINS, brier_score, expected_calibration_error, reliability
 from cxrbench.metrics.roc import roc_curve_points
-from cxrbench.models import networks
 from cxrbench.predictions import classifier_metrics, predictions_frame
-from cxrbench.splits import split_rows
 from cxrbench.stages._app import run_stage
-from cxrbench.vocabulary import LABELS, NIH_MAX
+from cxrbench.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
-STORE = artefacts.STORE_NIH
 MODEL = artefacts.MODEL_CLASSIFIER
 
 
@@ -62,20 +57,12 @@ def calibration(y_by_part: dict[str, np.ndarray], p_by_part: dict[str, np.ndarra
 
 
 def evaluate(params: dict[str, Any]) -> None:
-    runtime = {**params["train"]["runtime"], "compile": False}  # one pass over the test set: not worth compiling
-    device = training.setup_torch(runtime, params["seed"])
-    model_cfg = json.loads((MODEL / "config.json").read_text())
-    model = networks.load_trained(model_cfg["network"], MODEL / "model.pt", runtime, device)
-    index, split = store.read_index(STORE), pd.read_csv(artefacts.SPLIT_NIH)
-    images = store.open_array(store.find_images(STORE))
-    rows = split_rows(index, split, "test")
-    norm = (model_cfg["mean"], model_cfg["std"])
-    scores = torch.sigmoid(engine.predict(model, images, rows, NIH_MAX, norm, runtime, device, batch_size=64)).numpy()
-    y = index[list(LABELS)].to_numpy(np.uint8)[rows]
-    val_rows = split_rows(index, split, "val")
-    val_scores = torch.sigmoid(engine.predict(model, images, val_rows, NIH_MAX, norm, runtime, device, 64)).numpy()
-    calibration_table, reliability_curves = calibration(
-        {"val": index[list(LABELS)].to_numpy(np.uint8)[val_rows], "test": y}, {"val": val_scores, "test": scores})
+    scorer = nih_classifier.Scorer(MODEL, params["train"]["runtime"], params["seed"])
+    index, rows = scorer.index, scorer.rows("test")
+    y, scores = scorer.labels("test"), scorer.scores("test")
+    val_scores = scorer.scores("val")
+    calibration_table, reliability_curves = calibration({"val": scorer.labels("val"), "test": y},
+                                                        {"val": val_scores, "test": scores})
     metrics = classifier_metrics(y, scores, index["patient"].to_numpy()[rows], params["evaluate"]["bootstrap"],
                                  params["seed"])
     log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", metrics["mean_auc"], *metrics["mean_auc_ci"],
@@ -90,7 +77,7 @@ def evaluate(params: dict[str, Any]) -> None:
     with atomic_path(artefacts.PLOT_CLASSIFIER_RELIABILITY) as tmp:
         reliability_curves.round(6).to_csv(tmp, index=False, lineterminator="\n")
     test_images = index.loc[rows]
-    threshold = subgroups.no_finding_threshold(index[list(LABELS)].to_numpy(np.uint8)[val_rows], val_scores)
+    threshold = subgroups.no_finding_threshold(scorer.labels("val"), val_scores)
     by_group = subgroups.subgroup_table(y, scores, test_images, params["evaluate"]["bootstrap"], params["seed"])
     write_json(artefacts.METRICS_SUBGROUPS, subgroups.subgroup_metrics(by_group, y, scores, test_images, threshold))
     predictions = predictions_frame(index, rows, scores)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
 SPLIT = artefacts.SPLIT_JSRT_NODULES
 OUT = artefacts.MODEL_NODULES
-NETWORK = {"classifier": "nodule_classifier", "heatmap": "nodule_heatmap"}  # params model.<key> of each kind
+NETWORK = {"classifier": "nodule_classifier", "heatmap": "nodule_heatmap"}  # params model.<name> of each kind
 HEATMAP_TASK = "nodule"  # the localisation model is cross-validated on the nodule/no-nodule folds
 CLASSIFIER_TASK = "malignancy"
 
@@ -165,7 +165,7 @@ def train(params: dict[str, Any]) -> None:
             loss_fn = heatmap_loss
         side = (rois if spec.kind == "classifier" else images).shape[-1]
         model, described[spec.kind] = networks.ready_to_train(
-            network[spec.kind], NETWORK[spec.kind], side, (2, 1) if spec.kind == "classifier" else (2, 1, side, side),
+            network[spec.kind], f"model.{NETWORK[spec.kind]}", side, (2, 1) if spec.kind == "classifier" else (2, 1, side, side),
             "the nodule classifier (one logit)" if spec.kind == "classifier"
             else "the nodule heat map (one logit map at the input's size)", runtime, device)
         batch_seed, augment_seed, _ = spec.seeds(seed)

@@ -47,7 +47,7 @@ def train_fold(cfg, network, runtime, images, masks, rows, norm, seed, device, f
     """Train one fold's model (resuming from its checkpoint); return it, its config.json record, and the
     run's progress."""
     size = images.shape[-1]
-    model, record = networks.ready_to_train(network, "segmenter", size, (2, len(OBJECTS), size, size),
+    model, record = networks.ready_to_train(network, "model.segmenter", size, (2, len(OBJECTS), size, size),
                                             "the SCR segmenter (one logit map per object, at the input's size)",
                                             runtime, device)
     dice, bce = DiceLoss(sigmoid=True), torch.nn.BCEWithLogitsLoss()
