@@ -49,7 +49,7 @@ def test_the_readme_snippet_runs_as_written_and_scores_like_the_pipeline(tiny_ru
 
 
 def test_our_own_predictions_score_to_our_own_metrics(tiny_run):
-    ours = json.loads((tiny_run / "metrics/classifier.json").read_text())
+    ours = json.loads((tiny_run / "results/classifier/auc.json").read_text())
     assert api.score_classifier(tiny_run / "results/classifier/predictions.csv", tiny_run) == ours
 
 
@@ -65,7 +65,7 @@ def test_predictions_that_miss_or_add_images_are_refused_naming_them(tiny_run, t
 
 
 def test_our_own_masks_score_to_our_own_metrics_packed_or_not(tiny_run, tmp_path):
-    ours = json.loads((tiny_run / "metrics/segmenter.json").read_text())
+    ours = json.loads((tiny_run / "results/segmenter/scores.json").read_text())
     packed = next((tiny_run / "results/segmenter").glob("predictions_*.npy"))
     assert api.score_segmenter(packed, tiny_run) == ours
     unpacked = store.unpack_masks(np.load(packed), len(OBJECTS)).astype(np.uint8)
@@ -94,7 +94,7 @@ def test_masks_of_the_wrong_shape_or_values_are_refused_saying_what_is_expected(
 
 
 def test_our_own_nodule_predictions_score_to_our_own_metrics(tiny_run, tmp_path):
-    ours = json.loads((tiny_run / "metrics/nodules.json").read_text())
+    ours = json.loads((tiny_run / "results/nodules/scores.json").read_text())
     results = tiny_run / "results/nodules"
     scored = api.score_nodules(results / "predictions.csv", results / "candidates.csv", tiny_run)
     assert scored["froc"] == ours["froc"] and scored["folds"] == ours["folds"]

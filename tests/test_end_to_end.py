@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers.pipeline import (
     BIN,
@@ -67,6 +68,22 @@ def test_snakemake_leaves_dvc_up_to_date(tiny_run, snakemake_repo):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
 
 
+def test_every_dvc_metrics_file_holds_headline_numbers_only(tiny_run):
+    """What `dvc metrics show` and `dvc exp show` compare: tens of numbers per stage, never hundreds; the detail is
+    in the results folders the report reads."""
+    def leaves(value) -> int:
+        if isinstance(value, dict):
+            return sum(map(leaves, value.values()))
+        return sum(map(leaves, value)) if isinstance(value, list) else 1
+
+    stages = yaml.safe_load((tiny_run / "dvc.yaml").read_text())["stages"]
+    files = [next(iter(entry)) if isinstance(entry, dict) else entry
+             for stage in stages.values() for entry in stage.get("metrics", [])]
+    counts = {path: leaves(json.loads((tiny_run / path).read_text())) for path in files}
+    assert len(counts) >= 14 and max(counts.values()) <= 25, counts
+    assert sum(counts.values()) <= 200, counts
+
+
 def test_both_runners_give_the_same_bytes(tiny_run, dvc_repo):
     ours, theirs = output_hashes(tiny_run), output_hashes(dvc_repo)
     assert ours.keys() == theirs.keys()
@@ -107,7 +124,7 @@ def test_editing_a_shared_file_reruns_only_the_stages_that_read_it(snakemake_rep
 
 # What a changed classifier parameter must rerun: the classifier and everything that reads its model.
 CLASSIFIER_DOWNSTREAM = {"train_classifier", "evaluate_classifier", "evaluate_localisation", "evaluate_expert_labels",
-                         "evaluate_external", "write_report"}
+                         "evaluate_external", "rank_classifiers", "write_report"}
 
 
 def test_training_parameter_reruns_only_downstream(snakemake_repo):

@@ -27,10 +27,11 @@ CASES = {
                  ["data/raw/nih", "data/raw/google", "data/store/nih", "metrics/classifier.json",
                   "results/datasets/nih.json"]),
 }
-# NIH runs the demo's benchmark matrix (2 classifiers x 2 seeds) at tiny size: the one end-to-end run of it.
-OVERRIDES = {"nih": ["benchmark=demo"], "jsrt,scr": []}
-CELLS = {"benchmark_classifier-densenet121-seed1", "benchmark_classifier-efficientnet_b0-seed0",
-         "benchmark_classifier-efficientnet_b0-seed1"}
+# Both run the demo's benchmark matrices (2 networks x 2 seeds of their task) at tiny size: the end-to-end runs of
+# the matrices.
+OVERRIDES = {"nih": ["benchmark=demo"], "jsrt,scr": ["benchmark=demo"]}
+# per dataset choice: (task, the models of its matrix, the rows of a challenger's comparisons: classes or objects + 1)
+MATRIX = {"nih": ("classifier", ["densenet121", "resnet18"], 15), "jsrt,scr": ("segmenter", ["unet", "attention_unet"], 6)}
 # What the report's summary must say for each.
 SAID_ON_TOP = {
     "nih": ["Datasets used: NIH ChestX-ray14.", "Not used: JSRT, SCR, Google's expert labels for NIH.",
@@ -91,35 +92,35 @@ def test_the_report_covers_what_ran_and_says_so_on_top(runs):
     assert SAID_ON_TOP[datasets][0] in html.unescape(page) and "<img" in page
 
 
-def test_the_leaderboard_reads_every_cell_and_opens_the_nih_section(runs):
+def test_the_leaderboard_reads_every_cell_and_opens_the_task_s_section(runs):
     datasets, by_snakemake, _ = runs
-    if datasets != "nih":
-        pytest.skip("the benchmark matrix is NIH's")
-    cells = pd.read_csv(by_snakemake / "results/leaderboard/runs.csv")[["model", "seed"]].drop_duplicates()
-    assert sorted(map(tuple, cells.to_numpy())) == [("densenet121", 0), ("densenet121", 1), ("efficientnet_b0", 0),
-                                                    ("efficientnet_b0", 1)]
-    board = pd.read_csv(by_snakemake / "results/leaderboard/classifier.csv")
-    assert sorted(board["model"]) == ["densenet121", "efficientnet_b0"] and set(board["seeds"]) == {2}
-    compared = pd.read_csv(by_snakemake / "results/leaderboard/comparisons.csv")
-    assert set(compared["challenger"]) == {"efficientnet_b0"} and len(compared) == 15  # 14 classes and the mean
-    metrics = json.loads((by_snakemake / "metrics/leaderboard_classifier.json").read_text())
-    assert metrics["baseline"] == "densenet121" and set(metrics["vs_baseline"]) == {"efficientnet_b0"}
+    task, (baseline, challenger), comparisons = MATRIX[datasets]
+    folder = by_snakemake / "results/leaderboard" / task
+    cells = pd.read_csv(folder / "runs.csv")[["model", "seed"]].drop_duplicates()
+    assert sorted(map(tuple, cells.to_numpy())) == sorted((m, s) for m in (baseline, challenger) for s in (0, 1))
+    board = pd.read_csv(folder / "leaderboard.csv")
+    assert sorted(board["model"]) == sorted([baseline, challenger]) and set(board["seeds"]) == {2}
+    compared = pd.read_csv(folder / "comparisons.csv")
+    assert set(compared["challenger"]) == {challenger} and len(compared) == comparisons
+    metrics = json.loads((by_snakemake / f"metrics/leaderboard_{task}.json").read_text())
+    assert metrics["baseline"] == baseline and set(metrics["vs_baseline"]) == {challenger}
     markdown = (by_snakemake / "results/report.md").read_text()
-    nih_section = markdown.split("\n## NIH ChestX-ray14 classification\n", 1)[1]
-    assert nih_section.index("figures/nih-leaderboard.png") < nih_section.index("figures/nih-forest.png")
+    heading, first_figure = HEADINGS[datasets][0], {"nih": "nih-forest", "jsrt,scr": "scr-jaccard"}[datasets]
+    section = markdown.split(f"\n## {heading}\n", 1)[1]
+    assert section.index(f"figures/{task}-leaderboard.png") < section.index(f"figures/{first_figure}.png")
 
 
 def test_adding_a_seed_or_changing_a_challenger_reruns_only_its_cells_under_both_runners(runs):
     datasets, by_snakemake, _ = runs
     if datasets != "nih":
-        pytest.skip("the benchmark matrix is NIH's")
+        pytest.skip("NIH's run checks it for both matrices' stages (one template, one composition)")
     overrides = ["experiment=tiny", f"datasets=[{datasets}]", *OVERRIDES[datasets]]
     # change -> (the stages it reruns, whether DVC sees rank_classifiers changed before those ran: its parameter
     # benchmark.seeds and its dependencies on the cells' folders)
     cases = {"benchmark.seeds=[0,1,2]": ({"benchmark_classifier-densenet121-seed2",
-                                          "benchmark_classifier-efficientnet_b0-seed2"}, True),
-             "benchmark.classifier.challengers.efficientnet_b0.name=efficientnet_b0_v2":
-                 ({"benchmark_classifier-efficientnet_b0-seed0", "benchmark_classifier-efficientnet_b0-seed1"}, False)}
+                                          "benchmark_classifier-resnet18-seed2"}, True),
+             "benchmark.classifier.challengers.resnet18.name=resnet18_v2":
+                 ({"benchmark_classifier-resnet18-seed0", "benchmark_classifier-resnet18-seed1"}, False)}
     try:
         for change, (cells, rank_changed_now) in cases.items():
             run([str(BIN / "cxrbench"), "compose", *overrides, change], by_snakemake)

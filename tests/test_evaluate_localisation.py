@@ -74,7 +74,7 @@ def write_tree(root: Path, parts: dict[str, str] = PARTS) -> None:
 def run_stage_in(root: Path) -> dict:
     with contextlib.chdir(root):
         stage.evaluate(PARAMS)
-    return json.loads((root / "metrics/localisation.json").read_text())
+    return json.loads((root / "results/localisation/scores.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -97,7 +97,7 @@ def write_inputs(root: Path, parts: dict[str, str] = PARTS, predictions: pd.Data
 def run_stage_in(root: Path, params: dict = PARAMS) -> dict:
     with contextlib.chdir(root):
         stage.evaluate(params)
-    return json.loads((root / "metrics/expert_labels.json").read_text())
+    return json.loads((root / "results/expert_labels/scores.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,7 @@ def test_a_rerun_writes_the_same_bytes(evaluated, tmp_path):
     write_inputs(tmp_path)
     run_stage_in(tmp_path)
     for name in ("metrics/expert_labels.json", "plots/expert_labels_roc.csv", "plots/expert_labels_readers.csv",
-                 "results/expert_labels/scores.csv"):
+                 "results/expert_labels/scores.csv", "results/expert_labels/scores.json"):
         assert hashlib.sha256((tmp_path / name).read_bytes()).digest() == hashlib.sha256((root / name).read_bytes()).digest(), name
 
 

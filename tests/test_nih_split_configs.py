@@ -37,7 +37,7 @@ def test_nih_experiments_pin_their_split_network_and_the_chexnet_recipe(experime
     assert CHEXNET_RECIPE.items() <= params["train"]["classifier"].items()
     classifier = params["model"]["classifier"]
     assert (classifier["name"], classifier["init"]) == (network, "imagenet")  # the papers start from ImageNet
-    assert config.imagenet_weights(params)["classifier"]["file"].endswith(".pth")
+    assert config.imagenet_weights(params)["model.classifier"]["file"].endswith(".pth")
     if scheme == "random_patients":
         assert split["fractions"] == {"train": 0.7, "val": 0.1, "test": 0.2} and "val_fraction" not in split
 

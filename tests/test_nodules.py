@@ -276,7 +276,9 @@ def test_evaluation_is_out_of_fold_and_complete(trained):
     assert len(predictions) == len(split)
     merged = predictions.merge(split, on=["case", "task"], suffixes=("", "_split"))
     assert (merged["fold"] == merged["fold_split"]).all()  # scored by the model tested on the case's fold
-    metrics = json.loads((trained / "metrics/nodules.json").read_text())
+    metrics = json.loads((trained / "results/nodules/scores.json").read_text())
+    headline = json.loads((trained / "metrics/nodules.json").read_text())
+    assert headline["nodule"]["auc"] == metrics["classification"]["nodule"]["auc"] and headline["cases"] == 14
     assert metrics["cases"] == 14 and metrics["nodules"] == 8 and metrics["folds"] == FOLDS
     for task in nodules.TASKS:
         summary = metrics["classification"][task]
@@ -294,7 +296,7 @@ def test_models_learn_what_the_store_shows(trained):
     """The blobs of the phantom store are obvious: most are found within a false positive per image, the heat
     map's peak tells nodule cases from the others, and the ROI classifier the large (malignant) nodules from
     the small ones."""
-    metrics = json.loads((trained / "metrics/nodules.json").read_text())
+    metrics = json.loads((trained / "results/nodules/scores.json").read_text())
     assert metrics["froc"]["all"]["sensitivity_at_fp_per_image"]["1"] >= 0.6
     assert metrics["classification"]["nodule"]["auc"] >= 0.8
     assert metrics["classification"]["malignancy"]["auc"] >= 0.8
@@ -343,7 +345,7 @@ def test_killed_run_resumes_to_the_same_models(trained, tmp_path, monkeypatch):
 
 def test_report_section(trained):
     published = load_published(task="jsrt_nodules")
-    metrics = json.loads((trained / "metrics/nodules.json").read_text())
+    metrics = json.loads((trained / "results/nodules/scores.json").read_text())
     split_info = json.loads((trained / "data/splits/jsrt_nodules.json").read_text())
     curves = pd.read_csv(trained / "results/nodules/froc.csv")
     folds = report_section.split_table(split_info)

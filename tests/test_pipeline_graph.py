@@ -25,12 +25,11 @@ RECORD = " && python -m cxrbench.record_stage "
 # Every choice of datasets a user may make (config.validate refuses the others).
 SELECTIONS = [["nih"], ["nih", "google"], ["jsrt", "scr"], ["jsrt", "scr", "nih"], ["jsrt", "scr", "nih", "google"]]
 JSRT_SCR_STAGES = {"acquire_jsrt_scr", "decode_jsrt", "split_scr", "split_jsrt", "train_segmenter", "train_nodules",
-                   "evaluate_segmenter", "evaluate_nodules"}
+                   "evaluate_segmenter", "evaluate_nodules", "rank_segmenters", "benchmark_segmenter-unet-seed1",
+                   "benchmark_segmenter-attention_unet-seed0", "benchmark_segmenter-attention_unet-seed1"}
 NIH_STAGES = {"acquire_nih", "decode_nih", "split_nih", "train_classifier", "evaluate_classifier",
-              "evaluate_localisation", "rank_classifiers"}
-# The default benchmark matrix (configs/benchmark/demo.yaml): its cells other than train_classifier's
-MATRIX_STAGES = {"benchmark_classifier-densenet121-seed1", "benchmark_classifier-efficientnet_b0-seed0",
-                 "benchmark_classifier-efficientnet_b0-seed1"}
+              "evaluate_localisation", "rank_classifiers", "benchmark_classifier-densenet121-seed1",
+              "benchmark_classifier-resnet18-seed0", "benchmark_classifier-resnet18-seed1"}
 GOOGLE_STAGES = {"acquire_google", "assess_labels", "evaluate_expert_labels"}
 BOTH_STAGES = {"evaluate_external"}  # the NIH classifier on the JSRT images
 
@@ -124,7 +123,7 @@ def test_each_choice_of_datasets_keeps_exactly_its_stages(datasets):
     stages = config.compose_pipeline(datasets, params=params)["stages"]
     expected = {"describe_datasets", "write_report"}
     expected |= JSRT_SCR_STAGES if "jsrt" in datasets else set()
-    expected |= NIH_STAGES | MATRIX_STAGES if "nih" in datasets else set()
+    expected |= NIH_STAGES if "nih" in datasets else set()
     expected |= GOOGLE_STAGES if "google" in datasets else set()
     expected |= BOTH_STAGES if {"nih", "jsrt"} <= set(datasets) else set()
     assert set(stages) == expected

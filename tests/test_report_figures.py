@@ -18,7 +18,7 @@ THRESHOLDS = [0.1, 0.25, 0.5, 0.75, 0.9]
 
 
 def localisation_metrics(with_boxes: dict[str, list[float]]) -> dict:
-    """metrics/localisation.json's shape: the classes of `with_boxes` have boxes and these accuracies at
+    """results/localisation/scores.json's shape: the classes of `with_boxes` have boxes and these accuracies at
     THRESHOLDS (T(IoBB)), every other class none."""
     per_class = {label: {"boxes": 0, "images": 0} for label in BOX_LABELS}
     for label, accuracies in with_boxes.items():

@@ -16,10 +16,10 @@ SPLIT_JSRT_NODULES, SPLIT_JSRT_NODULES_INFO = _DATA / "splits" / "jsrt_nodules.c
 
 MODEL_CLASSIFIER, MODEL_SEGMENTER, MODEL_NODULES = Path("models/classifier"), Path("models/segmenter"), Path("models/nodules")
 MODEL_CONFIG = "config.json"  # in each of those folders
-# The benchmark matrix's cells other than train_classifier's: one folder per (model, seed), named
-# `<model>-seed<seed>` where pipeline.yaml writes CELL, holding the trained network, its training history and its
-# test predictions (cxrbench.matrix)
-BENCHMARK_CLASSIFIER, CELL = Path("models/benchmark/classifier"), "{cell}"
+# The benchmark matrices' cells other than the tasks' own training stages': one folder per task and (model, seed),
+# named `<model>-seed<seed>` where pipeline.yaml writes CELL, holding the trained network, its training history and
+# its test scores (cxrbench.matrix)
+BENCHMARK, CELL = {task: Path("models/benchmark") / task for task in ("classifier", "segmenter")}, "{cell}"
 # training speed, measured (wall-clock): DVC metrics of their own, outside the model folders, whose hashes stay
 # a function of the parameters and data
 THROUGHPUT = {task: _METRICS / f"throughput_{task}.json" for task in ("classifier", "segmenter", "nodules")}
@@ -28,6 +28,10 @@ LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES = Path("dvclive/classifier"), Path
 LIVE_OUTPUTS = ("metrics.json", "plots/metrics")
 
 RESULTS_DATASETS = _RESULTS / "datasets"
+# Each DVC metrics file keeps the headline numbers (what `dvc metrics show` and `dvc exp show` compare); the full
+# figures behind it (per class, per threshold, per group, per fold) are a file of this name in the stage's results
+# folder, which the report reads: results/classifier/auc.json, results/classifier/subgroups.json, results/*/scores.json
+SCORES, CLASSIFIER_AUC, SUBGROUPS = "scores.json", "auc.json", "subgroups.json"
 RESULTS_CLASSIFIER, RESULTS_SEGMENTER, RESULTS_NODULES = _RESULTS / "classifier", _RESULTS / "segmenter", _RESULTS / "nodules"
 RESULTS_LOCALISATION, RESULTS_EXPERT_LABELS = _RESULTS / "localisation", _RESULTS / "expert_labels"
 RESULTS_LABEL_QUALITY, METRICS_LABEL_QUALITY = _RESULTS / "label_quality", _METRICS / "label_quality.json"
@@ -42,14 +46,16 @@ PLOT_CLASSIFIER_ROC, PLOT_NODULES_FROC = _PLOTS / "classifier_roc.csv", _PLOTS /
 METRICS_CALIBRATION, PLOT_CLASSIFIER_RELIABILITY = _METRICS / "calibration.json", _PLOTS / "classifier_reliability.csv"
 METRICS_SUBGROUPS = _METRICS / "subgroups.json"
 METRICS_EXTERNAL, RESULTS_EXTERNAL = _METRICS / "external_jsrt.json", _RESULTS / "external"
-RESULTS_LEADERBOARD, METRICS_LEADERBOARD = _RESULTS / "leaderboard", _METRICS / "leaderboard_classifier.json"
+RESULTS_LEADERBOARD = {task: _RESULTS / "leaderboard" / task for task in BENCHMARK}
+METRICS_LEADERBOARD = {task: _METRICS / f"leaderboard_{task}.json" for task in BENCHMARK}
 PLOT_EXPERT_LABELS_ROC, PLOT_EXPERT_LABELS_READERS = _PLOTS / "expert_labels_roc.csv", _PLOTS / "expert_labels_readers.csv"
 
 
 def named() -> set[str]:
     """Every artefact named here, spelt as workflow/pipeline.yaml spells its paths."""
     paths = {value for name, value in globals().items() if isinstance(value, Path) and not name.startswith("_")}
-    paths |= {*RAW.values(), *MANIFESTS.values(), *THROUGHPUT.values()}
-    paths = (paths - {BENCHMARK_CLASSIFIER}) | {BENCHMARK_CLASSIFIER / CELL}
+    paths |= {*RAW.values(), *MANIFESTS.values(), *THROUGHPUT.values(), *RESULTS_LEADERBOARD.values(),
+              *METRICS_LEADERBOARD.values()}
+    paths |= {folder / CELL for folder in BENCHMARK.values()}
     live = {LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES}
     return {p.as_posix() for p in paths - live} | {f"{p.as_posix()}/{part}" for p in live for part in LIVE_OUTPUTS}

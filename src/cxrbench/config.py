@@ -22,7 +22,6 @@ import yaml
 
 from cxrbench import artefacts, matrix
 from cxrbench.errors import DataError
-from cxrbench.matrix import CHALLENGERS_KEY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -98,8 +97,8 @@ def dataset_problems(params: dict[str, Any]) -> list[str]:
 def networks(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every network config params hold, by its dotted key: model.<task>, and the benchmark matrix's challengers."""
     found = {f"model.{task}": network for task, network in params["model"].items()}
-    challengers = params["benchmark"]["classifier"]["challengers"]
-    return found | {f"{CHALLENGERS_KEY}.{name}": network for name, network in challengers.items()}
+    return found | {f"{matrix.challengers_key(task)}.{name}": network for task in matrix.TASKS
+                    for name, network in params["benchmark"][task]["challengers"].items()}
 
 
 def model_problems(params: dict[str, Any]) -> list[str]:
@@ -173,7 +172,7 @@ def compose_pipeline(datasets: Sequence[str], declaration: Path = PROJECT_ROOT /
     (meta.matrix) becomes a stage per cell (`_cells`) and each training stage also depends on the files its
     networks' initial weights come from; without, the template and the dependencies on its cells are left out."""
     stages = _cells(yaml.safe_load(Path(declaration).read_text())["stages"],
-                    [] if params is None else [cell for cell in matrix.cells(params) if not cell.main])
+                    [] if params is None else [cell for cell in matrix.all_cells(params) if not cell.main])
     kept = {name: dict(stage) for name, stage in stages.items() if set(stage["meta"]["datasets"]) <= set(datasets)}
     left_out = {path for name, stage in stages.items() if name not in kept for path in stage_outputs(stage)}
     produced = {path for stage in kept.values() for path in stage_outputs(stage)}
@@ -192,15 +191,17 @@ def _cells(stages: dict[str, Any], cells: Sequence[matrix.Cell]) -> dict[str, An
     cell's model and seed, its parameters the template's and its own network's, its outputs in the cell's folder),
     and every dependency on a cell's path (artefacts.CELL) made one per cell."""
     def per_cell(entries: list) -> list:
-        """Each entry on a cell's path (a string: pipeline.yaml gives such dependencies no options) once per cell."""
+        """Each entry on a cell's path (a string: pipeline.yaml gives such dependencies no options) once per cell
+        of the task whose folder it names."""
         return [expanded for entry in entries
-                for expanded in ([entry.replace(artefacts.CELL, cell.name) for cell in cells]
+                for expanded in ([cell.folder.as_posix() for cell in cells
+                                  if entry.replace(artefacts.CELL, cell.name) == cell.folder.as_posix()]
                                  if artefacts.CELL in _entry_path(entry) else [entry])]
 
     expanded = {}
     for name, stage in stages.items():
         if stage["meta"].get("matrix"):
-            for cell in cells:
+            for cell in (c for c in cells if c.task == stage["meta"]["matrix"]):
                 expanded[cell.stage] = {**copy.deepcopy(stage),
                                         "cmd": f"{stage['cmd']} +instance.model={cell.model} +instance.seed={cell.seed}",
                                         "params": [*stage.get("params", []), cell.network_key],

@@ -233,7 +233,7 @@ class JSRTNodules(_StoreDataset):
 def score_classifier(predictions_csv: str | Path, run: str | Path = ".") -> dict[str, Any]:
     """Score NIH test-set predictions in our format (cxrbench.predictions) as evaluate_classifier scores the
     run's own model: per-class and mean AUC with bootstrap intervals, from the run's params.yaml, store and
-    split. Returns what evaluate_classifier writes to metrics/classifier.json."""
+    split. Returns what evaluate_classifier writes to results/classifier/auc.json."""
     params = yaml.safe_load(_run_path(run, Path("params.yaml")).read_text())
     index = store.read_index(_run_path(run, artefacts.STORE_NIH))
     rows = split_rows(index, pd.read_csv(_run_path(run, artefacts.SPLIT_NIH)), "test")
@@ -247,7 +247,7 @@ def score_segmenter(predictions_npy: str | Path, run: str | Path = ".") -> dict[
     """Score masks of the five SCR objects for every JSRT case in our format (cxrbench.segmentation_scores) as
     evaluate_segmenter scores the run's own model: Jaccard, Dice and contour distance per object, pixel error,
     each case in the fold where it is tested, against the run's store. Returns what evaluate_segmenter writes to
-    metrics/segmenter.json."""
+    results/segmenter/scores.json."""
     store_dir = _run_path(run, artefacts.STORE_JSRT)
     index, reference = store.read_index(store_dir), store.open_array(store.find_masks(store_dir))
     split = pd.read_csv(_run_path(run, artefacts.SPLIT_SCR))
@@ -259,7 +259,7 @@ def score_nodules(task_scores_csv: str | Path, candidates_csv: str | Path, run: 
     """Score out-of-fold JSRT nodule predictions in our formats (cxrbench.nodules.scores: a score per case of each
     task, and heat-map candidates) as evaluate_nodules scores the run's own models: AUC per task with bootstrap
     intervals and per fold, the nodule task per subtlety, and FROC, against the run's store and split. Returns
-    what evaluate_nodules writes to metrics/nodules.json without its own settings (candidates, bootstrap)."""
+    what evaluate_nodules writes to results/nodules/scores.json without its own settings (candidates, bootstrap)."""
     params = yaml.safe_load(_run_path(run, Path("params.yaml")).read_text())
     index = store.read_index(_run_path(run, artefacts.STORE_JSRT)).sort_values("row", ignore_index=True)
     split = pd.read_csv(_run_path(run, artefacts.SPLIT_JSRT_NODULES))

@@ -61,7 +61,7 @@ def read_predictions(path: str | Path, index: pd.DataFrame, test_rows: np.ndarra
 
 def classifier_metrics(y: np.ndarray, scores: np.ndarray, patients: np.ndarray, bootstrap: dict[str, Any],
                        seed: int) -> dict[str, Any]:
-    """metrics/classifier.json: per-class and mean AUC with bootstrap intervals (over images or patients, as
+    """results/classifier/auc.json (metrics/classifier.json keeps the mean): per-class and mean AUC with bootstrap intervals (over images or patients, as
     `bootstrap.unit` says), seeded from the run's seed."""
     stream = int(np.random.SeedSequence([seed, seed_streams.BOOTSTRAP_CLASSIFIER]).generate_state(1)[0])
     boot = bootstrap_auc(y, scores, n_resamples=bootstrap["resamples"], alpha=bootstrap["alpha"],

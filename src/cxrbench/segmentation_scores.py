@@ -42,14 +42,21 @@ def case_table(index: pd.DataFrame, rows: np.ndarray, pred: np.ndarray, ref: np.
 
 
 def segmenter_metrics(cases: pd.DataFrame, size: int) -> dict:
-    """metrics/segmenter.json: mean and sd over the test images per object and of the pixel error, overall and per
-    test fold, from `case_table` rows."""
+    """results/segmenter/scores.json: mean and sd over the test images per object and of the pixel error, overall
+    and per test fold, from `case_table` rows."""
     def measures(frame: pd.DataFrame) -> dict:
         per_object = {obj: {m: _stats(g[m]) for m in ("jaccard", "dice", "contour_mm")} for obj, g in frame.groupby("object")}
         return {"objects": per_object, "pixel_error": _stats(frame.drop_duplicates("case")["pixel_error"])}
 
     return {"size": int(size), "pixel_mm": round(scr_pixel_mm(size), 6), "overall": measures(cases),
             "by_test_fold": {f"fold{f}": measures(g) for f, g in cases.groupby("test_fold")}}
+
+
+def headline(metrics: dict) -> dict:
+    """metrics/segmenter.json: the overall mean Jaccard per object and mean pixel error, at the scored size."""
+    overall = metrics["overall"]
+    return {"size": metrics["size"], "pixel_mm": metrics["pixel_mm"], "pixel_error": overall["pixel_error"]["mean"],
+            "jaccard": {obj: m["jaccard"]["mean"] for obj, m in overall["objects"].items()}}
 
 
 def score_masks(predicted: np.ndarray, index: pd.DataFrame, split: pd.DataFrame,

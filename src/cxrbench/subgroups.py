@@ -117,7 +117,8 @@ def _cells(auc: float, low: float, high: float) -> dict[str, Any]:
 
 def subgroup_metrics(table: pd.DataFrame, y: np.ndarray, probabilities: np.ndarray, images: pd.DataFrame,
                      threshold: float) -> dict[str, Any]:
-    """metrics/subgroups.json: per attribute and group the mean AUC with its interval and the underdiagnosis rate."""
+    """results/classifier/subgroups.json: per attribute and group the mean AUC with its interval and the
+    underdiagnosis rate."""
     means = table[table["class"] == "mean"].set_index(["attribute", "group"])
     metrics: dict[str, Any] = {"no_finding_threshold": metric_value(threshold), **{a: {} for a in ATTRIBUTES}}
     for attribute, group, members in memberships(images):
@@ -128,3 +129,17 @@ def subgroup_metrics(table: pd.DataFrame, y: np.ndarray, probabilities: np.ndarr
             "mean_auc_ci": None if mean["small"] else [float(mean["ci_low"]), float(mean["ci_high"])],
             "underdiagnosis_rate": metric_value(rate), "images_with_a_finding": ill}
     return metrics
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics/subgroups.json: per attribute the gap between its groups (highest minus lowest, over the groups with
+    a value) in mean AUC and in underdiagnosis rate, and the threshold; the groups' figures stay in
+    results/classifier/subgroups.json."""
+    def gap(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return metric_value(max(present) - min(present)) if len(present) > 1 else None
+
+    return {"no_finding_threshold": metrics["no_finding_threshold"],
+            **{attribute: {"mean_auc_gap": gap([g["mean_auc"] for g in metrics[attribute].values()]),
+                           "underdiagnosis_gap": gap([g["underdiagnosis_rate"] for g in metrics[attribute].values()])}
+               for attribute in ATTRIBUTES}}

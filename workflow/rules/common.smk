@@ -79,10 +79,11 @@ def stage_threads(stage):
     return 1
 
 
-# Stages that run a network (torch); on CUDA configs they ask the cluster for a GPU. benchmark_classifier is the
-# template of the matrix's stages, benchmark_classifier-<model>-seed<seed>.
+# Stages that run a network (torch); on CUDA configs they ask the cluster for a GPU. benchmark_<task> is the
+# template of a matrix's stages, benchmark_<task>-<model>-seed<seed>.
 NETWORK_STAGES = ("train_classifier", "train_segmenter", "train_nodules", "evaluate_classifier", "evaluate_segmenter",
-                  "evaluate_localisation", "evaluate_nodules", "evaluate_external", "benchmark_classifier")
+                  "evaluate_localisation", "evaluate_nodules", "evaluate_external", "benchmark_classifier",
+                  "benchmark_segmenter")
 
 
 def runs_network(stage):

@@ -78,7 +78,7 @@ def froc_summary(curve: FrocCurve) -> dict[str, Any]:
 
 @dataclass
 class Scored:
-    metrics: dict[str, Any]  # metrics/nodules.json without the stage's own keys (candidates, bootstrap)
+    metrics: dict[str, Any]  # results/nodules/scores.json without the stage's own keys (candidates, bootstrap)
     predictions: pd.DataFrame  # the task scores with their labels, sorted by task and case
     candidates: pd.DataFrame  # sorted by case, best first
     hits: np.ndarray  # per candidate, the index into nodule_truths of the nodule it hits, or -1

@@ -1,8 +1,8 @@
 """Section NIH ChestX-ray14 classification: per-class AUC beside the published results, ROC curves, the
 reliability of the probabilities, AUC and underdiagnosis by subgroup, the classifier on the JSRT images (external
 validation, when the run has JSRT), and test images with their labels and top
-prediction (metrics/classifier.json, plots/classifier_roc.csv, metrics/calibration.json,
-plots/classifier_reliability.csv, metrics/subgroups.json, metrics/external_jsrt.json, results/classifier/)."""
+prediction (results/classifier/: auc.json, subgroups.json and the tables; plots/classifier_roc.csv,
+metrics/calibration.json, plots/classifier_reliability.csv, metrics/external_jsrt.json)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from cxrbench.vocabulary import LABELS
 
 def section(report: Report, run: Run) -> None:
     report.heading("NIH ChestX-ray14 classification")
-    leaderboard.section(report, run)
+    leaderboard.section(report, run, "classifier")
     report.paragraph(f"The baseline ({run.network_name(artefacts.MODEL_CLASSIFIER)}, master seed) beside the published "
                      "results, and the analyses below, are of train_classifier's model.")
-    metrics = run.json(artefacts.METRICS_CLASSIFIER)
+    metrics = run.json(artefacts.RESULTS_CLASSIFIER / artefacts.CLASSIFIER_AUC)
     published = load_published(task="nih_classification")
     split = nih_split_name(run.nih_split)
     ci = (f"95% bootstrap CI, {metrics['bootstrap']['resamples']} resamples of "
@@ -56,7 +56,7 @@ def section(report: Report, run: Run) -> None:
     report.table(run.csv(artefacts.RESULTS_CLASSIFIER / "calibration.csv").round(4),
                  "Expected calibration error and Brier score per class")
     by_group = run.csv(artefacts.RESULTS_CLASSIFIER / "subgroups.csv", dtype={"group": str})
-    groups = run.json(artefacts.METRICS_SUBGROUPS)
+    groups = run.json(artefacts.RESULTS_CLASSIFIER / artefacts.SUBGROUPS)
     report.figure(subgroups_figure(by_group, groups),
                   "Test mean AUC by sex, age band, view and follow-ups (95% bootstrap CI over patients; hollow: too "
                   "few patients for an interval) and the underdiagnosis rate: of the images with a finding, the share "

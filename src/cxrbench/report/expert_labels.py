@@ -1,6 +1,6 @@
 """Section Google expert labels: the classifier's AUCs and the radiologists' operating points on Google's
 adjudicated labels for NIH beside the published ones, and the ROC curves with every reader as a point
-(metrics/expert_labels.json, plots/expert_labels_roc.csv, plots/expert_labels_readers.csv)."""
+(results/expert_labels/scores.json, plots/expert_labels_roc.csv, plots/expert_labels_readers.csv)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ COLUMNS = ["finding", "metric", "source", "split", "value", "95% CI", "ours - pu
 
 def section(report: Report, run: Run) -> None:
     report.heading("Google expert labels")
-    expert = run.json(artefacts.METRICS_EXPERT_LABELS)
+    expert = run.json(artefacts.RESULTS_EXPERT_LABELS / artefacts.SCORES)
     report.figure(expert_roc_figure(run.csv(artefacts.PLOT_EXPERT_LABELS_ROC),
                                     run.csv(artefacts.PLOT_EXPERT_LABELS_READERS, dtype={"reader": str}), expert,
                                     synthetic=run.synthetic),

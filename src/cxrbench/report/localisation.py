@@ -1,6 +1,6 @@
 """Section Weakly supervised localisation (BBox_List_2017): the accuracy of the classifier's class activation maps
 against the overlap threshold beside the published points, the best and worst localised image per class, then
-accuracy and false positives beside Wang et al.'s tables (metrics/localisation.json, results/localisation/)."""
+accuracy and false positives beside Wang et al.'s tables (results/localisation/)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ MEASURE_NAMES = {"accuracy": "accuracy", "avg_fp": "avg false positives / image"
 
 def section(report: Report, run: Run) -> None:
     report.heading("Weakly supervised localisation (BBox_List_2017)")
-    localisation = run.json(artefacts.METRICS_LOCALISATION)
+    localisation = run.json(artefacts.RESULTS_LOCALISATION / artefacts.SCORES)
     rows_of_paper = published.load(task="nih_localisation")
     report.figure(accuracy_figure(localisation, rows_of_paper, "iobb"),
                   "Localisation accuracy per class against the T(IoBB) threshold: ours (line) and the published "

@@ -117,7 +117,7 @@ def froc_figure(curves: pd.DataFrame, published: pd.DataFrame) -> Figure:
 
 def roc_figure(predictions: pd.DataFrame, metrics: dict[str, Any]) -> Figure:
     """The out-of-fold ROC curve of each classification task in `predictions` (results/nodules/predictions.csv),
-    with its AUC from metrics/nodules.json in the legend ("undefined" where it is: one class only)."""
+    with its AUC from results/nodules/scores.json in the legend ("undefined" where it is: one class only)."""
     fig = Figure(figsize=(5.2, 4.6), layout="constrained")
     ax = fig.subplots()
     for task, title in TASK_TITLES.items():
@@ -167,7 +167,7 @@ def examples_figure(images: np.ndarray, index: pd.DataFrame, candidates: pd.Data
 def section(report: Report, run: Run) -> None:
     report.heading("JSRT nodules")
     split_info = run.json(artefacts.SPLIT_JSRT_NODULES_INFO)
-    metrics = run.json(artefacts.METRICS_NODULES)
+    metrics = run.json(artefacts.RESULTS_NODULES / artefacts.SCORES)
     curves = run.csv(artefacts.RESULTS_NODULES / "froc.csv")
     published = load_published(task="jsrt_nodules")
     folds = f"{metrics['folds']} folds by case, every case scored by the models that did not train on it"

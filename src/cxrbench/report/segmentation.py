@@ -1,5 +1,5 @@
 """Section SCR segmentation: the Jaccard of every test case beside the published SCR results, the best, median and
-worst test cases, then the per-object overlap and the comparison tables (metrics/segmenter.json,
+worst test cases, then the per-object overlap and the comparison tables (results/segmenter/scores.json,
 results/segmenter/)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D
 
 from cxrbench import artefacts, store
 from cxrbench.published import load as load_published
+from cxrbench.report import leaderboard
 from cxrbench.report.comparison import OURS, Beside, Published, cell_text, comparison_table
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
@@ -24,7 +25,10 @@ SCR_GROUPS = {"lungs": ("right lung", "left lung"), "heart": ("heart",),
 
 def section(report: Report, run: Run) -> None:
     report.heading("SCR segmentation")
-    seg = run.json(artefacts.METRICS_SEGMENTER)
+    leaderboard.section(report, run, "segmenter")
+    report.paragraph(f"The baseline ({run.network_name(artefacts.MODEL_SEGMENTER)}, master seed) beside the published "
+                     "results, and the figures below, are of train_segmenter's models.")
+    seg = run.json(artefacts.RESULTS_SEGMENTER / artefacts.SCORES)
     cases = run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv")
     published = load_published(task="scr_segmentation")
     report.figure(jaccard_figure(cases, published),

@@ -65,7 +65,7 @@ def _interval(low: float | None, high: float | None, how: str) -> str:
 
 
 def nih_classification(run: Run) -> list[Headline]:
-    metrics = run.json(artefacts.METRICS_CLASSIFIER)
+    metrics = run.json(artefacts.RESULTS_CLASSIFIER / artefacts.CLASSIFIER_AUC)
     split = nih_split_name(run.nih_split)
     rows = published.load(task="nih_classification")
     text, comparable = best_published(rows[(rows["label"] == MEAN_LABEL) & (rows["metric"] == "roc_auc")], split,
@@ -77,7 +77,7 @@ def nih_classification(run: Run) -> list[Headline]:
 
 
 def nih_localisation(run: Run) -> list[Headline]:
-    metrics = run.json(artefacts.METRICS_LOCALISATION)
+    metrics = run.json(artefacts.RESULTS_LOCALISATION / artefacts.SCORES)
     key = format(HEADLINE_IOBB, "g")
     scored = [label for label in BOX_LABELS if metrics["per_class"][label]["boxes"]]
     measure = f"accuracy at T(IoBB) {key}, mean over the {len(scored)} box classes with test boxes"
@@ -107,7 +107,7 @@ def external_validation(run: Run) -> list[Headline]:
 
 
 def google_expert_labels(run: Run) -> list[Headline]:
-    metrics = run.json(artefacts.METRICS_EXPERT_LABELS)
+    metrics = run.json(artefacts.RESULTS_EXPERT_LABELS / artefacts.SCORES)
     four = metrics["four_findings"]
     result = four["findings"]["Pneumothorax"]
     rows = published.load(task="google_expert_labels")
@@ -154,7 +154,7 @@ def scr_segmentation(run: Run) -> list[Headline]:
 
 
 def jsrt_nodules(run: Run) -> list[Headline]:
-    metrics = run.json(artefacts.METRICS_NODULES)
+    metrics = run.json(artefacts.RESULTS_NODULES / artefacts.SCORES)
     rows = published.load(task="jsrt_nodules")
     froc = metrics["froc"]["all"]["sensitivity_at_fp_per_image"]
     cad = rows[(rows["metric"] == "sensitivity_at_fp_per_image") & np.isclose(rows["threshold"], HEADLINE_FP_PER_IMAGE)]

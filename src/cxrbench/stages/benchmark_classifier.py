@@ -16,29 +16,16 @@ from typing import Any
 import pandas as pd
 
 from cxrbench import matrix, nih_classifier
-from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path
 from cxrbench.predictions import predictions_frame
 from cxrbench.stages._app import run_stage
 
 log = logging.getLogger(__name__)
-
-
-def the_cell(params: dict[str, Any]) -> matrix.Cell:
-    """The cell `+instance.model=<model> +instance.seed=<seed>` names: one of the matrix, not train_classifier's."""
-    named = (params["instance"]["model"], params["instance"]["seed"]) if "instance" in params else (None, None)
-    for cell in matrix.cells(params):
-        if (cell.model, cell.seed) == named and not cell.main:
-            return cell
-    cells = ", ".join(f"+instance.model={c.model} +instance.seed={c.seed}" for c in matrix.cells(params) if not c.main)
-    raise DataError("params.yaml", f"no cell of the benchmark matrix is model {named[0]}, seed {named[1]} (the "
-                    "baseline with the master seed is train_classifier's)",
-                    f"run one of: {cells or 'none: the matrix has no other cell'}; or let `dvc repro` / `snakemake` "
-                    "run them (dvc.yaml has a stage per cell)")
+TASK = "classifier"
 
 
 def run(params: dict[str, Any]) -> None:
-    cell = the_cell(params)
+    cell = matrix.cell_of(params, TASK)
     log.info("cell %s: %s with seed %d", cell.name, cell.network_key, cell.seed)
     with atomic_path(cell.folder, is_dir=True) as folder:
         progress, checkpoint = nih_classifier.train(params, cell.network_key, cell.seed, folder, cell.stage)
@@ -46,7 +33,7 @@ def run(params: dict[str, Any]) -> None:
             .to_csv(folder / matrix.HISTORY, index=False, lineterminator="\n")
         scorer = nih_classifier.Scorer(folder, params["train"]["runtime"], cell.seed)
         predictions = predictions_frame(scorer.index, scorer.rows("test"), scorer.scores("test"))
-        predictions.to_csv(folder / matrix.PREDICTIONS, index=False, lineterminator="\n", float_format="%.6f")
+        predictions.to_csv(folder / matrix.SCORED[TASK], index=False, lineterminator="\n", float_format="%.6f")
     checkpoint.clear()
 
 

@@ -38,21 +38,17 @@ def nih_headline(nih_doc: dict[str, Any]) -> dict[str, Any]:
     nih_stats, comparison = nih_doc["statistics"], nih_doc["published_comparison"]
     return {
         "images": nih_stats["images"], "patients": nih_stats["patients"], "no_finding": nih_stats["no_finding"],
-        "class_totals": nih_stats["class_totals"],
         "impossible_ages": nih_stats["age"]["impossible"]["count"],
         "cooccurrence_cells_differing_from_published": comparison["cells_differing"],
         "class_totals_differing_from_published": comparison["totals_differing"],
-        "parts": {part: {"images": s["images"], "patients": s["patients"]}
-                  for part, s in nih_stats["splits"]["parts"].items()},
     }
 
 
 def jsrt_scr_headline(jsrt_stats: dict[str, Any], scr_stats: dict[str, Any]) -> dict[str, Any]:
     return {
         "jsrt": {"cases": jsrt_stats["cases"], "nodule_cases": jsrt_stats["nodule_cases"], **jsrt_stats["malignancy"]},
-        "scr": {group: {"cases": g["cases"], "mean_area_mm2": {obj: round(g["area_mm2"][obj]["mean"], 1)
-                                                         for obj in scr.OBJECTS}}
-                for group, g in scr_stats["groups"].items()},
+        "scr": {"cases": scr_stats["groups"]["all"]["cases"],
+                "mean_area_mm2": {obj: round(scr_stats["groups"]["all"]["area_mm2"][obj]["mean"], 1) for obj in scr.OBJECTS}},
     }
 
 

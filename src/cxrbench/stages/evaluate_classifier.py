@@ -7,11 +7,13 @@ calibration.csv (per part and class) and plots/classifier_reliability.csv (the r
 
 Subgroups (cxrbench.subgroups): test AUC per class and mean by sex, age band, view and follow-ups with patient
 bootstrap intervals, and the underdiagnosis rate at the no-finding threshold chosen on validation:
-metrics/subgroups.json (mean AUC and underdiagnosis per group) and results/classifier/subgroups.csv (per class).
+metrics/subgroups.json (per attribute the gap between groups in mean AUC and underdiagnosis),
+results/classifier/subgroups.json (per group) and results/classifier/subgroups.csv (per group and class).
 
-Writes metrics/classifier.json (DVC metrics), plots/classifier_roc.csv (DVC plots: ROC points per class) and
-results/classifier/predictions.csv (image, patient, true labels and scores: the format of cxrbench.predictions,
-which also scores other models' predictions the same way).
+Writes metrics/classifier.json (DVC metrics: the mean AUC), results/classifier/auc.json (per class, with
+intervals), plots/classifier_roc.csv (DVC plots: ROC points per class) and results/classifier/predictions.csv
+(image, patient, true labels and scores: the format of cxrbench.predictions, which also scores other models'
+predictions the same way).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from cxrbench.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
 MODEL = artefacts.MODEL_CLASSIFIER
+# metrics/classifier.json: the mean AUC and how its interval was drawn; per class in results/classifier/auc.json
+HEADLINE = ("test_images", "mean_auc", "mean_auc_ci", "bootstrap")
 
 
 def roc_points(y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
@@ -67,7 +71,7 @@ def evaluate(params: dict[str, Any]) -> None:
                                  params["seed"])
     log.info("test mean AUC %.4f (95%% CI %.4f-%.4f) over %d images", metrics["mean_auc"], *metrics["mean_auc_ci"],
              len(rows))
-    write_json(artefacts.METRICS_CLASSIFIER, metrics)
+    write_json(artefacts.METRICS_CLASSIFIER, {key: metrics[key] for key in HEADLINE})
     with atomic_path(artefacts.PLOT_CLASSIFIER_ROC) as tmp:
         roc_points(y, scores).to_csv(tmp, index=False, lineterminator="\n")
     by_part = calibration_table.groupby("part", sort=False)[["ece", "brier"]].mean()
@@ -79,12 +83,15 @@ def evaluate(params: dict[str, Any]) -> None:
     test_images = index.loc[rows]
     threshold = subgroups.no_finding_threshold(scorer.labels("val"), val_scores)
     by_group = subgroups.subgroup_table(y, scores, test_images, params["evaluate"]["bootstrap"], params["seed"])
-    write_json(artefacts.METRICS_SUBGROUPS, subgroups.subgroup_metrics(by_group, y, scores, test_images, threshold))
+    by_group_metrics = subgroups.subgroup_metrics(by_group, y, scores, test_images, threshold)
+    write_json(artefacts.METRICS_SUBGROUPS, subgroups.headline(by_group_metrics))
     predictions = predictions_frame(index, rows, scores)
     with atomic_path(artefacts.RESULTS_CLASSIFIER, is_dir=True) as out:
         predictions.to_csv(out / "predictions.csv", index=False, lineterminator="\n", float_format="%.6f")
         calibration_table.round(6).to_csv(out / "calibration.csv", index=False, lineterminator="\n")
         by_group.to_csv(out / "subgroups.csv", index=False, lineterminator="\n")
+        write_json(out / artefacts.CLASSIFIER_AUC, metrics)
+        write_json(out / artefacts.SUBGROUPS, by_group_metrics)
 
 
 def main() -> None:

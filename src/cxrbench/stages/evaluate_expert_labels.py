@@ -21,7 +21,8 @@ in the train or val part of data/splits/nih.csv: the classifier was fitted or se
 outside the split altogether (quarantined by decode_nih, a view not in split.nih.views, or not decoded because
 source.archives selected other archives) are left out, counted and logged.
 
-Writes metrics/expert_labels.json, plots/expert_labels_roc.csv (set, finding, score, fpr, tpr),
+Writes metrics/expert_labels.json (the AUCs), results/expert_labels/scores.json (with intervals, counts and every
+reader's operating point), plots/expert_labels_roc.csv (set, finding, score, fpr, tpr),
 plots/expert_labels_readers.csv (one operating point per set, finding and reader, and the pooled reads) and
 results/expert_labels/scores.csv (per set, finding, score and image: the reference and the score) and
 results/expert_labels/label_sets.csv (per finding: AUC against the experts and against NIH, with intervals).
@@ -258,16 +259,27 @@ def evaluate(params: dict[str, Any]) -> None:
     for name, result in abnormal_metrics.items():
         log.info("all findings, abnormal by %s: AUC %s on %d images", name, result["auc"], result["images"])
 
-    write_json(artefacts.METRICS_EXPERT_LABELS, metrics)
+    write_json(artefacts.METRICS_EXPERT_LABELS, headline(metrics))
     roc = pd.concat(run.roc, ignore_index=True) if run.roc else pd.DataFrame(columns=ROC_COLUMNS)
     for path, table in ((ROC_PLOT, roc), (READERS_PLOT, readers)):
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False, lineterminator="\n")
     with atomic_path(OUT, is_dir=True) as out:
+        write_json(out / artefacts.SCORES, metrics)
         pd.concat(run.scores, ignore_index=True).to_csv(out / "scores.csv", index=False, lineterminator="\n",
                                                         float_format="%.6f")
         pd.DataFrame(run.label_sets, columns=LABEL_SET_COLUMNS).to_csv(out / "label_sets.csv", index=False,
                                                                          lineterminator="\n")
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics/expert_labels.json: the AUC per four finding and of the abnormal scores, and against both label sets
+    the AUC per finding; intervals, counts and the readers in results/expert_labels/scores.json."""
+    return {"four_findings_auc": {finding: result["auc"] for finding, result in
+                                  metrics[FOUR_FINDINGS_SET]["findings"].items()},
+            "abnormal_auc": {name: result["auc"] for name, result in metrics[ALL_FINDINGS_SET]["abnormal"].items()},
+            "against_both_label_sets": {finding: {"auc_expert": result["auc_expert"], "auc_nih": result["auc_nih"]}
+                                        for finding, result in metrics["against_both_label_sets"].items()}}
 
 
 def main() -> None:

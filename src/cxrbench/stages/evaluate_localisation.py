@@ -12,7 +12,8 @@ The stage refuses to run (DataError) if a boxed image or its patient is in the t
 data/splits/nih.csv; boxed images outside the split (quarantined by decode_nih, or a view not in
 split.nih.views, or outside the archives source.archives selected) are left out and counted.
 
-Writes metrics/localisation.json and results/localisation/: boxes.csv (every ground-truth and detected box per
+Writes metrics/localisation.json (the accuracy over the classes per T(IoBB)) and results/localisation/: scores.json
+(accuracy and false positives per class and threshold, of both overlap measures), boxes.csv (every ground-truth and detected box per
 image and class, in 1024-pixel space, with its best IoU and IoBB against the boxes of the other kind), and for
 the report examples.csv with example_images.npy and example_heatmaps.npy (per class the best and the worst
 localised image by IoU, at EXAMPLE_SIZE px, uint8).
@@ -208,7 +209,7 @@ def evaluate(params: dict[str, Any]) -> None:
     examples = choose_examples(table, pairs)
     radiographs, example_maps = example_arrays(examples, model, images, norm, device)
 
-    write_json(METRICS, {
+    scores = {
         "split": "test part of data/splits/nih.csv; boxes from BBox_List_2017.csv",
         "boxes": len(boxes), "images": int(boxes["image"].nunique()), "left_out_outside_split": left_out,
         "heatmap": {"method": "class activation map, bilinear to 1024 px", "size": cam.BOX_SPACE, "feature_grid": grid,
@@ -216,12 +217,21 @@ def evaluate(params: dict[str, Any]) -> None:
         "thresholds": {overlap: list(values) for overlap, values in THRESHOLDS.items()},
         "per_class": per_class,
         "mean_over_classes": mean_over_classes(per_class),
-    })
+    }
+    write_json(METRICS, headline(scores))
     with atomic_path(OUT, is_dir=True) as out:
+        write_json(out / artefacts.SCORES, scores)
         table.to_csv(out / "boxes.csv", index=False, lineterminator="\n", float_format="%.6f")
         examples.drop(columns="row").to_csv(out / "examples.csv", index=False, lineterminator="\n", float_format="%.6f")
         np.save(out / "example_images.npy", radiographs)
         np.save(out / "example_heatmaps.npy", example_maps)
+
+
+def headline(scores: dict[str, Any]) -> dict[str, Any]:
+    """metrics/localisation.json: the boxes and images scored, and the accuracy averaged over the classes at each
+    T(IoBB) (Wang et al.'s measure); per class and at every T(IoU) in results/localisation/scores.json."""
+    return {"boxes": scores["boxes"], "images": scores["images"],
+            "accuracy_at_iobb": {t: v["accuracy"] for t, v in scores["mean_over_classes"]["iobb"].items()}}
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ case scored by the models that did not train on it.
   the sensitivity at 1, 2 and 4 false positives per image over all cases, overall and by subtlety (a subtlety's
   curve counts its own nodules; candidates on other nodules are neither hits nor false positives there, so all
   curves share the overall false-positive axis).
-Writes metrics/nodules.json (DVC metrics), plots/nodules_froc.csv (DVC plot of the overall FROC) and
-results/nodules/{predictions.csv, candidates.csv, froc.csv} for the report (cxrbench.report.nodules).
+Writes metrics/nodules.json (DVC metrics: AUCs and FROC sensitivities), plots/nodules_froc.csv (DVC plot of the
+overall FROC) and results/nodules/{scores.json (every figure: per fold, per subtlety, candidates), predictions.csv,
+candidates.csv, froc.csv} for the report (cxrbench.report.nodules).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame
     return pd.concat(scores, ignore_index=True), pd.concat(candidates, ignore_index=True)
 
 
-def write_results(predictions: pd.DataFrame, candidates: pd.DataFrame, hit: np.ndarray,
+def write_results(metrics: dict[str, Any], predictions: pd.DataFrame, candidates: pd.DataFrame, hit: np.ndarray,
                   curves: dict[str, FrocCurve]) -> None:
     overall = pd.DataFrame({"fp_per_image": curves["all"].fp_per_image, "sensitivity": curves["all"].sensitivity})
     with atomic_path(artefacts.PLOT_NODULES_FROC) as tmp:
@@ -87,6 +88,7 @@ def write_results(predictions: pd.DataFrame, candidates: pd.DataFrame, hit: np.n
                                       "sensitivity": curve.sensitivity}) for group, curve in curves.items()])
     csv = {"index": False, "lineterminator": "\n", "float_format": "%.6f"}
     with atomic_path(RESULTS, is_dir=True) as out:
+        write_json(out / artefacts.SCORES, metrics)
         predictions.to_csv(out / "predictions.csv", **csv)
         candidates.assign(hit=(hit >= 0).astype(int)).to_csv(out / "candidates.csv", **csv)
         points.to_csv(out / "froc.csv", **csv)
@@ -112,8 +114,17 @@ def evaluate(params: dict[str, Any]) -> None:
                  summary["ci_low"], summary["ci_high"], summary["cases"])
     log.info("FROC sensitivity at 1/2/4 false positives per image: %s",
              metrics["froc"]["all"]["sensitivity_at_fp_per_image"])
-    write_json(artefacts.METRICS_NODULES, metrics)
-    write_results(scored.predictions, scored.candidates, scored.hits, scored.curves)
+    write_json(artefacts.METRICS_NODULES, headline(metrics))
+    write_results(metrics, scored.predictions, scored.candidates, scored.hits, scored.curves)
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics/nodules.json: both tasks' out-of-fold AUC with its interval and the FROC sensitivities; per fold,
+    per subtlety and the candidates in results/nodules/scores.json."""
+    tasks = metrics["classification"]
+    return {"cases": metrics["cases"], "folds": metrics["folds"],
+            **{task: {key: tasks[task][key] for key in ("auc", "ci_low", "ci_high")} for task in ("nodule", "malignancy")},
+            "froc_sensitivity_at_fp_per_image": metrics["froc"]["all"]["sensitivity_at_fp_per_image"]}
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from cxrbench.stages._app import run_stage
 
 def train(params: dict[str, Any]) -> None:
     with atomic_path(artefacts.MODEL_CLASSIFIER, is_dir=True) as out:
-        progress, checkpoint = nih_classifier.train(params, matrix.BASELINE_KEY, params["seed"], out, "train_classifier")
+        progress, checkpoint = nih_classifier.train(params, matrix.baseline_key("classifier"), params["seed"], out, "train_classifier")
     training.log_history(artefacts.LIVE_CLASSIFIER, progress.history)
     training.write_throughput("classifier", {"classifier": progress.throughput()}, "training images")
     checkpoint.clear()
