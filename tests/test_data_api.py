@@ -81,6 +81,20 @@ def test_our_own_masks_score_to_our_own_metrics_packed_or_not(tiny_run, tmp_path
     assert "pixel error" in cli.stdout and json.loads((tmp_path / "cli.json").read_text()) == ours
 
 
+def test_an_object_missed_entirely_is_counted_and_its_contour_distance_left_undefined(tiny_run, tmp_path):
+    """A contour distance to nothing is infinite: the mean over cases is then undefined (JSON null, not a crash
+    on writing inf) and the missed cases are counted."""
+    perfect = store.open_array(store.find_masks(tiny_run / "data/store/jsrt")).copy()
+    heart = OBJECTS.index("heart")
+    perfect[0] &= np.uint8(0xFF ^ (1 << heart))  # case 0 without its heart
+    np.save(tmp_path / "missed.npy", perfect)
+    scored = api.score_segmenter(tmp_path / "missed.npy", tiny_run)
+    contour = scored["overall"]["objects"]["heart"]["contour_mm"]
+    assert contour["mean"] is None and contour["sd"] is None and contour["missed"] == 1
+    assert "missed" not in scored["overall"]["objects"]["left lung"]["contour_mm"]
+    json.dumps(scored, allow_nan=False)
+
+
 def test_masks_of_the_wrong_shape_or_values_are_refused_saying_what_is_expected(tiny_run, tmp_path):
     packed = np.load(next((tiny_run / "results/segmenter").glob("predictions_*.npy")))
     np.save(tmp_path / "short.npy", packed[1:])

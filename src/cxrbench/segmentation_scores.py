@@ -10,6 +10,7 @@ order) for every JSRT case of the store, in the store's row order (index.csv) an
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,10 @@ def read_masks(path: str | Path, cases: int, size: int) -> np.ndarray:
 
 
 def _stats(values: pd.Series) -> dict:
-    """mean/sd/n rounded; an undefined sd (one image) becomes JSON null."""
-    return {k: (None if v != v else round(float(v), 6)) if isinstance(v, float) else v
-            for k, v in summarise(values.to_numpy()).items()}
+    """mean/sd/n rounded; an undefined sd (one image) becomes JSON null. A contour distance is infinite for an
+    object missed entirely (cxrbench.metrics.overlap): then mean and sd are null too, and `missed` counts the
+    cases (the key is there only when there are some)."""
+    stats = {k: (None if not math.isfinite(v) else round(float(v), 6)) if isinstance(v, float) else v
+             for k, v in summarise(values.to_numpy()).items()}
+    missed = int(np.isinf(values.to_numpy(dtype=np.float64)).sum())
+    return {**stats, "missed": missed} if missed else stats

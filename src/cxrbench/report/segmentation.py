@@ -118,6 +118,7 @@ def segmenter_table(metrics: dict) -> pd.DataFrame:
         m = metrics["overall"]["objects"][obj]
         rows.append({"object": obj, "Jaccard": m["jaccard"]["mean"], "Jaccard sd": m["jaccard"]["sd"],
                      "Dice": m["dice"]["mean"], "contour mm": m["contour_mm"]["mean"],
+                     "cases missed": m["contour_mm"].get("missed", 0),
                      **{f"Jaccard test {f}": metrics["by_test_fold"][f]["objects"][obj]["jaccard"]["mean"]
                         for f in sorted(metrics["by_test_fold"])}})
     return pd.DataFrame(rows).astype(float, errors="ignore")
