@@ -188,6 +188,29 @@ def tasks(datasets: list[str]) -> list[Callable[[Run], list[Headline]]]:
     return chosen
 
 
+def benchmark_fact(run: Run) -> str:
+    """Per task's leaderboard: each model's mean score over its seeds (sd) and a challenger's difference from the
+    baseline with its interval and Holm-adjusted p-value."""
+    parts = []
+    for task, dataset, measure in (("classifier", "nih", "auc"), ("segmenter", "jsrt", "jaccard")):
+        if dataset not in run.datasets:
+            continue
+        board = run.json(artefacts.METRICS_LEADERBOARD[task])
+        models = []
+        for model, figures in board["models"].items():
+            sd = figures[f"mean_{measure}_sd"]
+            text = f"{model} {figures[f'mean_{measure}']:.3f}" + ("" if sd is None else f" (sd {sd:.3f})")
+            if model in board["vs_baseline"]:
+                versus = board["vs_baseline"][model]
+                text += (f", {versus['difference']:+.3f} ({versus['ci'][0]:+.3f} to {versus['ci'][1]:+.3f}), "
+                         f"p {versus['p_holm']:.2g}")
+            models.append(text)
+        parts.append(f"{task} mean {measure.upper() if measure == 'auc' else measure.capitalize()} over "
+                     f"{board['seeds']} seed{'s' if board['seeds'] > 1 else ''}, baseline {board['baseline']}: "
+                     + "; ".join(models))
+    return " · ".join(parts)
+
+
 def facts(run: Run) -> list[tuple[str, str]]:
     splits = []
     if "nih" in run.datasets:
@@ -197,6 +220,7 @@ def facts(run: Run) -> list[tuple[str, str]]:
     data = ("synthetic: phantoms in the datasets' formats, not radiographs" if run.synthetic
             else f"real files ({run.params['source']['kind']})")
     return [("data", data), ("datasets", datasets_used(run.datasets)), ("splits", "; ".join(splits)),
+            ("benchmark", benchmark_fact(run)),
             ("code", code_version()), ("parameters", f"sha256 {parameters_hash(run.params)} (canonical JSON of "
                                                      "params.yaml, in full under Provenance)")]
 
