@@ -2,4 +2,5 @@
 declare_stage_rules("assess_labels", "evaluate_classifier", "evaluate_segmenter", "evaluate_localisation",
                     "evaluate_expert_labels", "evaluate_nodules", "evaluate_external", "rank_classifiers",
                     "rank_segmenters", "write_report",
-                    local=("assess_labels", "evaluate_expert_labels", "write_report"))
+                    local=("assess_labels", "evaluate_expert_labels", "rank_classifiers", "rank_segmenters",
+                           "write_report"))
