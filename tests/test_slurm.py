@@ -41,7 +41,7 @@ CLUSTER_STAGES = {"acquire_jsrt_scr", "acquire_nih", "decode_jsrt", "decode_nih"
 TEST_CLUSTER_ARGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
                      "--seconds-between-status-checks", "2", "--slurm-keep-successful-logs"]
 PIPELINE_LIMIT_S = 900
-JOB_HEADER = re.compile(r"^(local)?rule (\w+):$")
+JOB_HEADER = re.compile(r"^(local)?rule ([\w-]+):$")  # matrix cells: benchmark_<task>-<model>-seed<k>
 
 
 @dataclass
