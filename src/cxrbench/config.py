@@ -97,8 +97,7 @@ def dataset_problems(params: dict[str, Any]) -> list[str]:
 def networks(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every network config params hold, by its dotted key: model.<task>, and the benchmark matrix's challengers."""
     found = {f"model.{task}": network for task, network in params["model"].items()}
-    return found | {f"{matrix.challengers_key(task)}.{name}": network for task in matrix.TASKS
-                    for name, network in params["benchmark"][task]["challengers"].items()}
+    return found | {key: matrix.network(params, key) for task in matrix.TASKS for _, key in matrix.models(params, task)}
 
 
 def model_problems(params: dict[str, Any]) -> list[str]:
@@ -191,11 +190,11 @@ def _cells(stages: dict[str, Any], cells: Sequence[matrix.Cell]) -> dict[str, An
     cell's model and seed, its parameters the template's and its own network's, its outputs in the cell's folder),
     and every dependency on a cell's path (artefacts.CELL) made one per cell."""
     def per_cell(entries: list) -> list:
-        """Each entry on a cell's path (a string: pipeline.yaml gives such dependencies no options) once per cell
-        of the task whose folder it names."""
+        """Each entry on a cell's path (models/benchmark/<task>/{cell}: a string, pipeline.yaml gives such
+        dependencies no options) once per cell of that task."""
         return [expanded for entry in entries
                 for expanded in ([cell.folder.as_posix() for cell in cells
-                                  if entry.replace(artefacts.CELL, cell.name) == cell.folder.as_posix()]
+                                  if entry == (artefacts.BENCHMARK[cell.task] / artefacts.CELL).as_posix()]
                                  if artefacts.CELL in _entry_path(entry) else [entry])]
 
     expanded = {}

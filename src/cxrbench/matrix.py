@@ -20,12 +20,17 @@ from typing import Any
 from cxrbench import artefacts
 from cxrbench.errors import DataError
 
-TASKS = ("classifier", "segmenter")
+TASKS = tuple(artefacts.BENCHMARK)
 INSTANCE_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # the schema's pattern: names join into stage names with "-"
 HISTORY = "history.csv"
 # What rank_<task>s reads of a cell: the test scores, in the main cell's results folder or in the cell's own
 SCORED = {"classifier": "predictions.csv", "segmenter": "cases.csv"}
 MAIN_RESULTS = {"classifier": artefacts.RESULTS_CLASSIFIER, "segmenter": artefacts.RESULTS_SEGMENTER}
+
+
+def stage_name(template: str, model: str, seed: int) -> str:
+    """A cell's stage: its template's name (benchmark_<task>), the model and the seed."""
+    return f"{template}-{model}-seed{seed}"
 
 
 def baseline_key(task: str) -> str:
@@ -50,7 +55,7 @@ class Cell:
 
     @property
     def stage(self) -> str:
-        return f"benchmark_{self.task}-{self.name}"
+        return stage_name(f"benchmark_{self.task}", self.model, self.seed)
 
     @property
     def folder(self) -> Path:

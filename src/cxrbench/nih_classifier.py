@@ -108,10 +108,13 @@ class Scorer:
         self.model = networks.load_trained(model_cfg["network"], model_dir / "model.pt", self.runtime, self.device)
         self.norm = (model_cfg["mean"], model_cfg["std"])
         self.index, self.split = store.read_index(STORE), pd.read_csv(SPLIT)
+        self._rows: dict[str, np.ndarray] = {}
         self.images = store.open_array(store.find_images(STORE))
 
     def rows(self, part: str) -> np.ndarray:
-        return split_rows(self.index, self.split, part)
+        if part not in self._rows:  # rows, labels and scores of a part all ask
+            self._rows[part] = split_rows(self.index, self.split, part)
+        return self._rows[part]
 
     def labels(self, part: str) -> np.ndarray:
         return self.index[list(LABELS)].to_numpy(np.uint8)[self.rows(part)]

@@ -102,9 +102,10 @@ def _stats(values: pd.Series) -> dict:
     """mean/sd/n rounded; an undefined sd (one image) becomes JSON null. A contour distance is infinite for an
     object missed entirely (cxrbench.metrics.overlap): then mean and sd are null too, and `missed` counts the
     cases (the key is there only when there are some)."""
+    values = values.to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):  # inf - inf in the sd of a missed object: undefined, as said
-        summary = summarise(values.to_numpy())
+        summary = summarise(values)
     stats = {k: (None if not math.isfinite(v) else round(float(v), 6)) if isinstance(v, float) else v
              for k, v in summary.items()}
-    missed = int(np.isinf(values.to_numpy(dtype=np.float64)).sum())
+    missed = int(np.isinf(values).sum())
     return {**stats, "missed": missed} if missed else stats

@@ -16,6 +16,7 @@ import pandas as pd
 from cxrbench import artefacts, matrix
 from cxrbench.errors import DataError
 from cxrbench.fileio import atomic_path, metric_value, write_json
+from cxrbench.metrics.paired import holm
 
 MEAN = "mean"  # the class / object column's value for the mean over the classes or objects
 # results/leaderboard/<task>/<table>.csv
@@ -26,12 +27,11 @@ def require_cells(cells: list[matrix.Cell], root: Path) -> None:
     """Fail naming every cell whose scores are missing, and the stages that write them."""
     missing = [cell for cell in cells if not (root / cell.scored).is_file()]
     if missing:
-        own = {"classifier": "train_classifier and evaluate_classifier", "segmenter": "train_segmenter and evaluate_segmenter"}
         raise DataError(root / missing[0].scored,
                         f"missing for {len(missing)} of the {len(cells)} cells of the {cells[0].task} benchmark "
                         "matrix: " + ", ".join(f"{c.name} ({c.scored})" for c in missing),
                         "run their stages first (`dvc repro` or `snakemake --cores N` runs "
-                        + ", ".join(own[c.task] if c.main else c.stage for c in missing) + ")")
+                        + ", ".join(f"train_{c.task} and evaluate_{c.task}" if c.main else c.stage for c in missing) + ")")
 
 
 def seed_spread(runs: pd.DataFrame, unit: str, measure: str) -> pd.DataFrame:
@@ -45,8 +45,6 @@ def seed_spread(runs: pd.DataFrame, unit: str, measure: str) -> pd.DataFrame:
 def with_holm(rows: list[dict[str, Any]], unit: str, columns: list[str]) -> pd.DataFrame:
     """The comparisons with Holm's adjusted p-values: over the challengers for the MEAN rows, over challengers x
     classes (objects) for the others."""
-    from cxrbench.metrics.paired import holm
-
     if not rows:
         return pd.DataFrame(columns=columns)
     table = pd.DataFrame(rows)

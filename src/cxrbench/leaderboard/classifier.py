@@ -99,6 +99,7 @@ def comparisons(scored: Scored, aucs: np.ndarray, cov: np.ndarray, spread: pd.Da
     replicates = mean_auc_replicates(scored, bootstrap, seed) if len(scored.models) > 1 else None
     sd = spread.set_index(["model", "class"])["auc_sd"]
     base = scored.of(scored.baseline)
+    mean_aucs = np.nanmean(aucs, axis=1)
     rows = []
     for model in scored.models[1:]:
         weights = np.zeros(len(scored.cells))
@@ -109,7 +110,6 @@ def comparisons(scored: Scored, aucs: np.ndarray, cov: np.ndarray, spread: pd.Da
                          "challenger_auc": per_class.auc_b[k], "difference": per_class.difference[k],
                          "ci_low": per_class.ci_low[k], "ci_high": per_class.ci_high[k],
                          "p_value": per_class.p_value[k], "method": "DeLong"})
-        mean_aucs = np.nanmean(aucs, axis=1)
         difference = weights @ mean_aucs
         resampled = weights @ replicates
         low, high = percentile_interval(resampled[:, None], alpha)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cxrbench import config
+from cxrbench import config, matrix
 from cxrbench.errors import DataError
 
 LOG_DIR = Path("logs")
@@ -50,7 +50,7 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], None]) -> None:
     @hydra.main(config_path=None, config_name=None, version_base="1.3")
     def _main(cfg) -> None:
         # a cell of the benchmark matrix logs as its stage is named (cxrbench.matrix.Cell.stage)
-        _configure_logging(f"{name}-{cfg.instance.model}-seed{cfg.instance.seed}" if "instance" in cfg else name)
+        _configure_logging(matrix.stage_name(name, cfg.instance.model, cfg.instance.seed) if "instance" in cfg else name)
         log = logging.getLogger(f"cxrbench.{name}")
         params = OmegaConf.to_container(cfg, resolve=True)
         try:
