@@ -34,6 +34,11 @@ def require_cells(cells: list[matrix.Cell], root: Path) -> None:
                         + ", ".join(f"train_{c.task} and evaluate_{c.task}" if c.main else c.stage for c in missing) + ")")
 
 
+def significant(p: float) -> float | None:
+    """A p-value to 3 significant digits (six decimals would make 3.6e-08 a 0); None (JSON null) where undefined."""
+    return None if p != p else float(f"{p:.3g}")
+
+
 def seed_spread(runs: pd.DataFrame, unit: str, measure: str) -> pd.DataFrame:
     """model, <unit>, seeds, <measure>_mean, _sd (NaN with one seed), _min, _max over the seeds."""
     grouped = runs.groupby(["model", unit], sort=False)[measure]
@@ -53,7 +58,10 @@ def with_holm(rows: list[dict[str, Any]], unit: str, columns: list[str]) -> pd.D
     for family in (is_mean, ~is_mean):
         if family.any():
             table.loc[family, "p_holm"] = holm(table.loc[family, "p_value"].to_numpy())
-    return table[columns].round(6)
+    p_values = ["p_value", "p_holm"]
+    table = table[columns].round({c: 6 for c in columns if c not in p_values})
+    table[p_values] = table[p_values].map(significant)
+    return table
 
 
 def leaderboard_table(spread: pd.DataFrame, compared: pd.DataFrame, baseline: str, unit: str,
@@ -81,7 +89,7 @@ def headline(board: pd.DataFrame, measure: str, baseline: str, seeds: int, cases
               for _, row in board.iterrows()}
     versus = {row["model"]: {"difference": metric_value(row["difference"]),
                              "ci": [metric_value(row["ci_low"]), metric_value(row["ci_high"])],
-                             "p_holm": metric_value(row["p_holm"])}
+                             "p_holm": significant(row["p_holm"])}
               for _, row in board.iterrows() if row["role"] == "challenger"}
     return {"baseline": baseline, "seeds": seeds, "test_cases": cases, "models": models, "vs_baseline": versus}
 

@@ -6,7 +6,7 @@ baseline (model.classifier) on those images.
   variance is the quadratic form of DeLong's covariance of every cell's AUC (all cells score the same images).
 - Mean AUC over the classes: a paired bootstrap over patients (every cell's AUCs on the same resamples, the
   difference of the seed-averaged means per resample): a percentile interval, and the two-sided p-value twice the
-  share of resamples on the far side of zero.
+  share of resamples on the far side of zero, one added to that count and to the resamples (so never 0).
 - Holm's correction over the challengers for the mean AUC, and over challengers x classes for the classes.
 
 The test set's sampling variability is what the tests measure, given the trained models; the seed-to-seed
@@ -113,7 +113,8 @@ def comparisons(scored: Scored, aucs: np.ndarray, cov: np.ndarray, spread: pd.Da
         difference = weights @ mean_aucs
         resampled = weights @ replicates
         low, high = percentile_interval(resampled[:, None], alpha)
-        far_side = min(np.mean(resampled <= 0), np.mean(resampled >= 0))
+        # with the resample count added to both sides (Davison and Hinkley 1997), a bootstrap p is never 0
+        far_side = (min(np.sum(resampled <= 0), np.sum(resampled >= 0)) + 1) / (len(resampled) + 1)
         rows.append({"challenger": model, "class": MEAN, "baseline_auc": mean_aucs[base].mean(),
                      "challenger_auc": mean_aucs[scored.of(model)].mean(), "difference": difference,
                      "ci_low": low[0], "ci_high": high[0], "p_value": min(1.0, 2 * far_side),
