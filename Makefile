@@ -28,10 +28,14 @@ run: $(INSTALLED)
 	@echo "report: $(CURDIR)/results/report.html"
 
 # The default run stays under 15 minutes; the longer checks (real Slurm, SSH remote, fault injection, DVC
-# experiments) run with PYTEST_ARGS='-m "slurm or remote or faults or slow"' (.ci/run does both).
+# experiments) run with PYTEST_ARGS='-m "slurm or remote or faults or slow"', every test with PYTEST_ARGS='-m ""'
+# (.ci/run). TEST_WORKERS test processes share the work, a test module each at a time (pytest-xdist): most tests
+# wait on single-threaded work (interpreter start-up, imports, DVC's bookkeeping), so 2 workers on 2 cores
+# finish sooner than one (NOTES.md).
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -m "not slurm and not remote and not faults and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slurm and not remote and not faults and not slow" $(PYTEST_ARGS)
 
 # ruff (configured in pyproject.toml) and Snakemake's own linter; .ci/run runs both.
 lint: $(INSTALLED)
