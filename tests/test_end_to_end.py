@@ -96,17 +96,17 @@ def test_dvc_run_leaves_snakemake_nothing_to_do(dvc_repo):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
 
 
-def test_nodule_candidate_parameter_reruns_only_the_nodule_evaluation(snakemake_repo):
+def test_nodule_candidate_parameter_reruns_only_the_nodule_evaluation_and_its_leaderboard(snakemake_repo):
     run([str(BIN / "cxrbench"), "compose", "experiment=tiny", "nodules.candidates.max_per_image=3"], snakemake_repo)
     try:
-        assert planned_rules(snakemake_repo) == {"evaluate_nodules", "write_report"}
+        assert planned_rules(snakemake_repo) == {"evaluate_nodules", "rank_nodules", "write_report"}
     finally:
         run([str(BIN / "cxrbench"), "compose", "experiment=tiny"], snakemake_repo)
 
 
 @pytest.mark.parametrize(("edited", "readers"), [
     ("src/cxrbench/published/results.yaml", {"write_report"}),
-    ("src/cxrbench/metrics/froc.py", {"evaluate_nodules", "write_report"}),
+    ("src/cxrbench/metrics/froc.py", {"evaluate_nodules", "rank_nodules", "write_report"}),  # FROC per cell
 ])
 def test_editing_a_shared_file_reruns_only_the_stages_that_read_it(snakemake_repo, edited, readers):
     """Imports decide what reruns: a published number or the FROC code touches no acquisition, decoding or training."""

@@ -28,12 +28,18 @@ CASES = {
                   "results/datasets/nih.json"]),
 }
 # Both run the demo's benchmark matrices at tiny size, the end-to-end runs of the matrices: NIH's 2 classifiers x 2
-# seeds, and to keep CI short the 2 segmenters with one seed (one template and one composition make both).
-OVERRIDES = {"nih": ["benchmark=demo"], "jsrt,scr": ["benchmark=demo", "benchmark.seeds=[0]"]}
-# per dataset choice: (task, the models of its matrix, its seeds, the rows of a challenger's comparisons: classes or
-# objects, and the mean)
-MATRIX = {"nih": ("classifier", ["densenet121", "resnet18"], [0, 1], 15),
-          "jsrt,scr": ("segmenter", ["unet", "attention_unet"], [0], 6)}
+# seeds, and to keep CI short the 2 segmenters with one seed (one template and one composition make both), and a
+# second nodule heat map against the baseline's.
+OVERRIDES = {"nih": ["benchmark=demo"],
+             "jsrt,scr": ["benchmark=demo", "benchmark.seeds=[0]",
+                          "+model/nodule_heatmap@benchmark.nodule_heatmap.challengers.wide=unet"]}
+# per dataset choice, per matrix: (task, the models of its matrix, its seeds, the rows of a challenger's comparisons:
+# classes, objects or FROC points, and the headline; the report section it opens, and that section's first figure
+# after the leaderboards)
+MATRIX = {"nih": [("classifier", ["densenet121", "resnet18"], [0, 1], 15, "NIH ChestX-ray14 classification",
+                   "nih-forest")],
+          "jsrt,scr": [("segmenter", ["unet", "attention_unet"], [0], 6, "SCR segmentation", "scr-jaccard"),
+                       ("nodule_heatmap", ["unet", "wide"], [0], 4, "JSRT nodules", "jsrt-froc")]}
 # What the report's summary must say for each.
 SAID_ON_TOP = {
     "nih": ["Datasets used: NIH ChestX-ray14.", "Not used: JSRT, SCR, Google's expert labels for NIH.",
@@ -96,20 +102,20 @@ def test_the_report_covers_what_ran_and_says_so_on_top(runs):
 
 def test_the_leaderboard_reads_every_cell_and_opens_the_task_s_section(runs):
     datasets, by_snakemake, _ = runs
-    task, (baseline, challenger), seeds, comparisons = MATRIX[datasets]
-    folder = by_snakemake / "results/leaderboard" / task
-    cells = pd.read_csv(folder / "runs.csv")[["model", "seed"]].drop_duplicates()
-    assert sorted(map(tuple, cells.to_numpy())) == sorted((m, s) for m in (baseline, challenger) for s in seeds)
-    board = pd.read_csv(folder / "leaderboard.csv")
-    assert sorted(board["model"]) == sorted([baseline, challenger]) and set(board["seeds"]) == {len(seeds)}
-    compared = pd.read_csv(folder / "comparisons.csv")
-    assert set(compared["challenger"]) == {challenger} and len(compared) == comparisons
-    metrics = json.loads((by_snakemake / f"metrics/leaderboard_{task}.json").read_text())
-    assert metrics["baseline"] == baseline and set(metrics["vs_baseline"]) == {challenger}
     markdown = (by_snakemake / "results/report.md").read_text()
-    heading, first_figure = HEADINGS[datasets][0], {"nih": "nih-forest", "jsrt,scr": "scr-jaccard"}[datasets]
-    section = markdown.split(f"\n## {heading}\n", 1)[1]
-    assert section.index(f"figures/{task}-leaderboard.png") < section.index(f"figures/{first_figure}.png")
+    for task, (baseline, challenger), seeds, comparisons, heading, first_figure in MATRIX[datasets]:
+        folder = by_snakemake / "results/leaderboard" / task
+        cells = pd.read_csv(folder / "runs.csv")[["model", "seed"]].drop_duplicates()
+        assert sorted(map(tuple, cells.to_numpy())) == sorted((m, s) for m in (baseline, challenger) for s in seeds)
+        board = pd.read_csv(folder / "leaderboard.csv")
+        assert sorted(board["model"]) == sorted([baseline, challenger]) and set(board["seeds"]) == {len(seeds)}
+        compared = pd.read_csv(folder / "comparisons.csv")
+        assert set(compared["challenger"]) == {challenger} and len(compared) == comparisons
+        metrics = json.loads((by_snakemake / f"metrics/leaderboard_{task}.json").read_text())
+        assert metrics["baseline"] == baseline and set(metrics["vs_baseline"]) == {challenger}
+        section = markdown.split(f"\n## {heading}\n", 1)[1]
+        figure = f"figures/{task.replace('_', '-')}-leaderboard.png"
+        assert section.index(figure) < section.index(f"figures/{first_figure}.png")
 
 
 def test_adding_a_seed_or_changing_a_challenger_reruns_only_its_cells_under_both_runners(runs):

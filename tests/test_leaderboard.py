@@ -4,18 +4,23 @@ statistics on fixed data against an independent computation."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from cxrbench import config, matrix
+from cxrbench import artefacts, config, matrix
 from cxrbench.errors import DataError
 from cxrbench.leaderboard import MEAN, headline, leaderboard_table, seed_spread
 from cxrbench.leaderboard import classifier as classifier_board
+from cxrbench.leaderboard import nodules as nodule_board
 from cxrbench.leaderboard import segmenter as segmenter_board
+from cxrbench.metrics.froc import froc, sensitivity_at
 from cxrbench.metrics.paired import auc_covariance
+from cxrbench.nodules import FP_PER_IMAGE, nodule_truths
 from cxrbench.vocabulary import LABELS, OBJECTS
 
 BOOTSTRAP = {"resamples": 400, "alpha": 0.05, "unit": "patient"}
@@ -173,3 +178,94 @@ def test_the_segmenter_leaderboard_pairs_cases_and_finds_a_better_model(tmp_path
     assert row["ci_low"] < differences.mean() < row["ci_high"] and row["p_holm"] >= row["p_value"]
     assert list(tables["leaderboard"]["model"]) == ["attention_unet", "unet"] and metrics["test_cases"] == 40
     assert segmenter_board.paired(np.zeros(10), 100, 0.05, 0)[2] == 1.0
+
+
+NODULE_CHALLENGERS = ("+model/nodule_heatmap@benchmark.nodule_heatmap.challengers.wide=unet",
+                      "+model/nodule_classifier@benchmark.nodule_classifier.challengers.wider=densenet")
+
+
+def nodule_run(root, signal: dict[str, float], seed: int = 4) -> dict:
+    """A JSRT store index of 60 cases (24 nodules) and every nodule cell's out-of-fold files: the challengers' scores
+    and candidates carry `signal` more than the baseline's."""
+    params = {**composed("datasets=[jsrt,scr]", *NODULE_CHALLENGERS), "evaluate": {"bootstrap": BOOTSTRAP}}
+    rng = np.random.default_rng(seed)
+    cases = [f"JPC{k:03d}" for k in range(60)]
+    nodule = np.arange(60) < 24
+    index = pd.DataFrame({"case": cases, "row": range(60), "nodule": nodule.astype(int),
+                          "malignancy": np.where(nodule, np.where(np.arange(60) % 2 == 0, "malignant", "benign"), ""),
+                          "x": np.where(nodule, 1000.0, np.nan), "y": np.where(nodule, 900.0, np.nan),
+                          "size_mm": np.where(nodule, 15.0, np.nan), "subtlety": np.where(nodule, 3, 0)})
+    (root / artefacts.STORE_JSRT).mkdir(parents=True)
+    index.to_csv(root / artefacts.STORE_JSRT / "index.csv", index=False)
+    malignant = (index["malignancy"] == "malignant").to_numpy()[nodule]
+    for cell in matrix.cells(params, "nodule_classifier"):
+        boost = signal["classifier"] if cell.model == "wider" else 0.0
+        (root / cell.scored).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"case": np.array(cases)[nodule], "task": "malignancy", "fold": 1,
+                      "score": (1 + boost) * malignant + rng.normal(size=24)}).to_csv(root / cell.scored, index=False)
+    for cell in matrix.cells(params, "nodule_heatmap"):
+        boost = signal["heatmap"] if cell.model == "wide" else 0.0
+        on_nodule = pd.DataFrame({"case": np.array(cases)[nodule], "x": 1000.0, "y": 900.0,
+                                  "score": 0.5 + boost + rng.normal(0, 0.3, 24)})
+        elsewhere = pd.DataFrame({"case": rng.choice(cases, 150), "x": 200.0, "y": 200.0,
+                                  "score": rng.normal(0.5, 0.3, 150)})
+        folder = (root / cell.scored).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.concat([on_nodule, elsewhere]).assign(fold=1).to_csv(folder / matrix.CANDIDATES, index=False)
+        if not (root / cell.scored).exists():
+            pd.DataFrame({"case": cases, "task": "nodule", "fold": 1, "score": 0.5}).to_csv(root / cell.scored,
+                                                                                          index=False)
+    return params
+
+
+def test_the_nodule_leaderboards_equal_an_independent_computation_and_find_a_better_model(tmp_path):
+    """Malignancy AUCs against scikit-learn with DeLong's difference of seed averages; FROC sensitivities against
+    froc() per cell; the better heat map's difference has an interval above zero and a small p."""
+    params = nodule_run(tmp_path, {"classifier": 1.0, "heatmap": 0.6})
+    tables, metrics = nodule_board.rank_classifiers(params, tmp_path)
+    labels = pd.read_csv(tmp_path / artefacts.STORE_JSRT / "index.csv").query("nodule == 1")["malignancy"] == "malignant"
+    aucs = {(c.model, c.seed): roc_auc_score(labels, pd.read_csv(tmp_path / c.scored)["score"])
+            for c in matrix.cells(params, "nodule_classifier")}
+    row = tables["comparisons"].iloc[0]
+    assert row["task"] == "malignancy" and metrics["test_cases"] == 24
+    assert row["difference"] == pytest.approx((aucs[("wider", 0)] + aucs[("wider", 1)] - aucs[("densenet_small", 0)]
+                                               - aucs[("densenet_small", 1)]) / 2, abs=1e-6)
+    assert list(tables["leaderboard"]["model"])[0] == "wider" and "mean_auc" in metrics["models"]["wider"]
+
+    tables, metrics = nodule_board.rank_heatmaps(params, tmp_path)
+    index = pd.read_csv(tmp_path / artefacts.STORE_JSRT / "index.csv")
+    truths = nodule_truths(index)
+    for cell in matrix.cells(params, "nodule_heatmap"):
+        candidates = pd.read_csv((tmp_path / cell.scored).parent / matrix.CANDIDATES).rename(columns={"case": "image"})
+        expected = sensitivity_at(froc(candidates, truths, len(index)), FP_PER_IMAGE)
+        got = tables["runs"].query("model == @cell.model and seed == @cell.seed").set_index("fp_per_image")["sensitivity"]
+        np.testing.assert_allclose(got[["1", "2", "4"]], expected, atol=1e-6)
+        assert got[MEAN] == pytest.approx(expected.mean(), abs=1e-6)
+    better = tables["comparisons"].set_index("fp_per_image").loc[MEAN]
+    assert better["ci_low"] > 0 and better["p_value"] < 0.05 and better["p_holm"] >= better["p_value"]
+    assert metrics["baseline"] == "unet" and set(metrics["vs_baseline"]) == {"wide"}
+
+
+def test_a_nodule_heat_map_that_finds_what_the_baseline_finds_does_not_differ(tmp_path):
+    params = nodule_run(tmp_path, {"classifier": 0.0, "heatmap": 0.0})
+    baseline, challenger = (matrix.cells(params, "nodule_heatmap")[k] for k in (0, 2))
+    for seed_offset in (0, 1):
+        source = matrix.cells(params, "nodule_heatmap")[seed_offset]
+        target = matrix.cells(params, "nodule_heatmap")[2 + seed_offset]
+        shutil.copy((tmp_path / source.scored).parent / matrix.CANDIDATES, (tmp_path / target.scored).parent / matrix.CANDIDATES)
+    assert baseline.model != challenger.model
+    compared = nodule_board.rank_heatmaps(params, tmp_path)[0]["comparisons"]
+    assert (compared["difference"].abs() < 1e-12).all() and (compared["p_value"] == 1.0).all()
+
+
+def test_the_nodule_leaderboard_fails_naming_a_missing_heat_map_cell(tmp_path):
+    params = nodule_run(tmp_path, {"classifier": 0.0, "heatmap": 0.0})
+    missing = matrix.cells(params, "nodule_heatmap")[3]
+    (tmp_path / missing.scored).unlink()
+    with pytest.raises(DataError, match=r"(?s)missing for 1 of the 4 cells of the nodule_heatmap benchmark matrix: "
+                                        r"wide-seed1 .*benchmark_nodule_heatmap-wide-seed1"):
+        nodule_board.rank_heatmaps(params, tmp_path)
+    main = matrix.cells(params, "nodule_heatmap")[0]
+    (tmp_path / main.scored).unlink()
+    with pytest.raises(DataError, match="train_nodules and evaluate_nodules"):
+        nodule_board.rank_heatmaps(params, tmp_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrbench.metrics.froc import froc, sensitivity_at
+from cxrbench.metrics.froc import froc, sensitivity_at, weighted_sensitivity_at
 
 
 def _hand_case() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -71,6 +71,55 @@ def test_froc_equals_brute_force_on_random_candidates():
     assert 0 < curve.sensitivity[-1] < 1 and len(curve.thresholds) > 5  # hits, misses and ties all occur
     for threshold, fp_per_image, sensitivity in zip(curve.thresholds[1:], curve.fp_per_image[1:], curve.sensitivity[1:]):
         assert (fp_per_image, sensitivity) == pytest.approx(_brute_force(candidates, truths, n_images, threshold))
+
+
+def _random_case(seed: int = 0, n_images: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """At most one nodule per image (as JSRT), candidates near nodules and scattered, scores with ties."""
+    rng = np.random.default_rng(seed)
+    truths = pd.DataFrame({"image": rng.choice(n_images, 12, replace=False), "x": rng.uniform(0, 200, 12),
+                           "y": rng.uniform(0, 200, 12), "radius_px": rng.uniform(8, 25, 12)})
+    near = truths.sample(30, replace=True, random_state=seed)
+    candidates = pd.concat([
+        pd.DataFrame({"image": near["image"].to_numpy(), "x": near["x"].to_numpy() + rng.normal(0, 12, 30),
+                      "y": near["y"].to_numpy() + rng.normal(0, 12, 30)}),
+        pd.DataFrame({"image": rng.integers(0, n_images, 60), "x": rng.uniform(0, 200, 60),
+                      "y": rng.uniform(0, 200, 60)}),
+    ], ignore_index=True).assign(score=np.round(rng.random(90), 1))
+    return candidates, truths
+
+
+def _hits(candidates: pd.DataFrame, truths: pd.DataFrame) -> np.ndarray:
+    hit = np.full(len(candidates), -1)
+    for i, c in enumerate(candidates.itertuples()):
+        for j, t in enumerate(truths.itertuples()):
+            if c.image == t.image and np.hypot(c.x - t.x, c.y - t.y) <= t.radius_px:
+                hit[i] = j
+    return hit
+
+
+def test_weighted_sensitivity_is_the_froc_of_the_images_copied_as_often_as_weighed():
+    """A case bootstrap's FROC, computed for many resamples at once, against froc() on each resample built for
+    real (every image copied as often as drawn, its nodules and candidates with it)."""
+    n_images, fps = 30, (0.5, 1, 2, 4)
+    candidates, truths = _random_case(n_images=n_images)
+    arrays = (candidates["image"].to_numpy(), candidates["score"].to_numpy(), _hits(candidates, truths),
+              truths["image"].to_numpy())
+    ones = weighted_sensitivity_at(*arrays, np.ones((1, n_images)), fps)[0]
+    np.testing.assert_array_equal(ones, sensitivity_at(froc(candidates, truths, n_images), fps))
+    rng = np.random.default_rng(3)
+    draws = rng.integers(0, n_images, size=(5, n_images))
+    weights = np.stack([np.bincount(draw, minlength=n_images) for draw in draws])
+    resampled = weighted_sensitivity_at(*arrays, weights, fps)
+    for draw, got in zip(draws, resampled, strict=True):
+        copies = [(copy, image) for copy, image in enumerate(draw)]
+        built_candidates = pd.concat([candidates[candidates["image"] == image].assign(image=copy)
+                                      for copy, image in copies], ignore_index=True)
+        built_truths = pd.concat([truths[truths["image"] == image].assign(image=copy)
+                                  for copy, image in copies], ignore_index=True)
+        if len(built_truths) == 0:
+            assert np.isnan(got).all()
+            continue
+        np.testing.assert_allclose(got, sensitivity_at(froc(built_candidates, built_truths, n_images), fps))
 
 
 def test_froc_rejects_missing_columns_and_too_few_images():

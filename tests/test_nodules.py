@@ -12,14 +12,16 @@ import pytest
 import torch
 import yaml
 
-from cxrbench import config, nodules, store
+from cxrbench import config, matrix, nodules, store
 from cxrbench.errors import DataError
+from cxrbench.leaderboard import nodules as leaderboard_nodules
+from cxrbench.nodules import models
 from cxrbench.nodules import scores as nodule_scores
 from cxrbench.published import load as load_published
 from cxrbench.report import nodules as report_section
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
-from cxrbench.stages import decode_jsrt, evaluate_nodules, split_jsrt, train_nodules
+from cxrbench.stages import benchmark_nodules, decode_jsrt, evaluate_nodules, rank_nodules, split_jsrt, train_nodules
 from helpers.models import network
 
 SIZE = 32
@@ -44,7 +46,12 @@ def tiny_networks() -> dict:
 
 def params(seed: int = 0, **nodule_overrides) -> dict:
     runtime = {"device": "cpu", "threads": 1, "amp": False, "channels_last": False, "compile": False}
-    return {"seed": seed, "train": {"runtime": runtime}, "model": tiny_networks(),
+    wider = tiny_networks()["nodule_heatmap"]
+    wider["net"].update(channels=[8, 16])
+    # the matrices: a second heat-map network, and the baseline classifier with a second seed
+    benchmark = {"seeds": [seed, seed + 1], "nodule_classifier": {"challengers": {}},
+                 "nodule_heatmap": {"challengers": {"wider": wider}}}
+    return {"seed": seed, "train": {"runtime": runtime}, "model": tiny_networks(), "benchmark": benchmark,
             "nodules": {**TINY, **nodule_overrides}, "evaluate": {"bootstrap": {"resamples": 50, "alpha": 0.05}}}
 
 
@@ -202,7 +209,7 @@ def test_find_candidates_local_maxima_best_first():
 def test_patches_hold_the_nodule_in_half_of_a_nodule_case_and_stay_inside():
     index = jsrt_index(6, 4)
     targets = nodules.HeatmapTargets.from_index(index, SIZE)
-    rows, top, left = train_nodules.patch_origins(np.arange(10), targets, SIZE, 16, 4, np.random.default_rng(0))
+    rows, top, left = models.patch_origins(np.arange(10), targets, SIZE, 16, 4, np.random.default_rng(0))
     assert len(rows) == 40 and (top >= 0).all() and (left >= 0).all() and (top <= SIZE - 16).all()
     cx, cy = targets.centre_x[rows], targets.centre_y[rows]
     inside = (cx >= left + 4) & (cx < left + 12) & (cy >= top + 4) & (cy < top + 12)
@@ -248,6 +255,12 @@ def run_pipeline(root: Path, monkeypatch, seed: int = 0) -> None:
     split_jsrt.split(params(seed))
     train_nodules.train(params(seed))
     evaluate_nodules.evaluate(params(seed))
+    for task in leaderboard_nodules.TASKS:
+        for cell in matrix.cells(params(seed), task):
+            if not cell.main:
+                benchmark_nodules.run({**params(seed), "instance": {"task": task, "model": cell.model,
+                                                                    "seed": cell.seed}})
+    rank_nodules.rank(params(seed))
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +356,25 @@ def test_killed_run_resumes_to_the_same_models(trained, tmp_path, monkeypatch):
     assert not list((tmp_path / "checkpoints").glob("*"))
 
 
+def test_a_matrix_cell_trains_by_train_nodules_recipe_and_the_leaderboards_read_every_cell(trained, monkeypatch):
+    """The baseline's heat maps retrained through the recipe every cell uses equal train_nodules' to the last bit;
+    the cells' folders hold what rank_nodules reads, and both leaderboards rank every model."""
+    monkeypatch.chdir(trained)
+    again = models.train(params(), "heatmap", "model.nodule_heatmap", 0, "recipe_check")
+    for name, state in again.states.items():
+        saved = torch.load(trained / "models/nodules" / f"{name}.pt", weights_only=False)["state_dict"]
+        assert all(torch.equal(state[k], saved[k]) for k in saved), name
+    wider = trained / "models/benchmark/nodule_heatmap/wider-seed0"
+    assert {p.name for p in wider.iterdir()} == {"config.json", "heatmap_fold1.pt", "heatmap_fold2.pt", "history.csv",
+                                                 "predictions.csv", "candidates.csv"}
+    second = trained / "models/benchmark/nodule_classifier/densenet_small-seed1"
+    assert set(pd.read_csv(second / "predictions.csv")["task"]) == {"malignancy"}
+    heatmaps = pd.read_csv(trained / "results/leaderboard/nodule_heatmap/leaderboard.csv")
+    assert set(heatmaps["model"]) == {"unet", "wider"} and (heatmaps["seeds"] == 2).all()
+    classifiers = json.loads((trained / "metrics/leaderboard_nodule_classifier.json").read_text())
+    assert classifiers["seeds"] == 2 and classifiers["vs_baseline"] == {}
+
+
 def test_report_section(trained):
     published = load_published(task="jsrt_nodules")
     metrics = json.loads((trained / "results/nodules/scores.json").read_text())
@@ -369,9 +401,12 @@ def test_report_section(trained):
     report = Report("nodules")
     report_section.section(report, Run({"datasets": ["jsrt", "scr"], "source": {"kind": "synthetic"}}, root=trained))
     captions = [line for line in report.markdown().splitlines() if line.startswith("**")]
-    assert len(captions) == 4 and "not comparable" in captions[3]
+    # the leaderboards open the section: the heat maps' (with a challenger: its comparisons too), the classifiers'
+    assert len(captions) == 7 and "not comparable" in captions[-1]
+    assert captions[0].startswith("**Leaderboard: FROC sensitivity") and "malignancy AUC" in captions[2]
     page = report.html()
-    assert page.count("<figure>") == 3 and page.count('src="data:image/png;base64,') == 3
+    assert page.count("<figure>") == 5 and page.count('src="data:image/png;base64,') == 5
+    assert report.markdown().index("nodule-heatmap-leaderboard.png") < report.markdown().index("jsrt-froc.png")
 
 
 # --- parameters ------------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ RECORD = " && python -m cxrbench.record_stage "
 SELECTIONS = [["nih"], ["nih", "google"], ["jsrt", "scr"], ["jsrt", "scr", "nih"], ["jsrt", "scr", "nih", "google"]]
 JSRT_SCR_STAGES = {"acquire_jsrt_scr", "decode_jsrt", "split_scr", "split_jsrt", "train_segmenter", "train_nodules",
                    "evaluate_segmenter", "evaluate_nodules", "rank_segmenters", "benchmark_segmenter-unet-seed1",
-                   "benchmark_segmenter-attention_unet-seed0", "benchmark_segmenter-attention_unet-seed1"}
+                   "benchmark_segmenter-attention_unet-seed0", "benchmark_segmenter-attention_unet-seed1",
+                   "benchmark_nodule_classifier-densenet_small-seed1", "benchmark_nodule_heatmap-unet-seed1",
+                   "rank_nodules"}
 NIH_STAGES = {"acquire_nih", "decode_nih", "split_nih", "train_classifier", "evaluate_classifier",
               "evaluate_localisation", "rank_classifiers", "benchmark_classifier-densenet121-seed1",
               "benchmark_classifier-resnet18-seed0", "benchmark_classifier-resnet18-seed1"}

@@ -31,10 +31,11 @@ from helpers.slurm_cluster import (
 SLURM_PROFILE = "workflow/profiles/slurm"
 # Stages that must run on the submitting host (localrules), ones that run a network (a GPU each with
 # train.runtime.device=cuda) and ones that must be cluster jobs.
-LOCAL_STAGES = {"split_scr", "split_nih", "rank_classifiers", "rank_segmenters", "write_report"}
+LOCAL_STAGES = {"split_scr", "split_nih", "rank_classifiers", "rank_segmenters", "rank_nodules", "write_report"}
 NETWORK_STAGES = {"train_classifier", "train_segmenter", "evaluate_classifier", "evaluate_segmenter"}
 # cells of the default configuration's benchmark matrices (the tiny one run here has none): a GPU job each
-MATRIX_CELLS = {"benchmark_classifier-resnet18-seed0", "benchmark_segmenter-attention_unet-seed1"}
+MATRIX_CELLS = {"benchmark_classifier-resnet18-seed0", "benchmark_segmenter-attention_unet-seed1",
+                "benchmark_nodule_heatmap-unet-seed1"}
 CLUSTER_STAGES = {"acquire_jsrt_scr", "acquire_nih", "decode_jsrt", "decode_nih"} | NETWORK_STAGES
 # For the test cluster only: first status check 2 s after a submission (and after each finished job),
 # answered by squeue; keep the Slurm log of every job to read it afterwards.

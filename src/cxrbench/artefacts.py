@@ -19,7 +19,8 @@ MODEL_CONFIG = "config.json"  # in each of those folders
 # The benchmark matrices' cells other than the tasks' own training stages': one folder per task and (model, seed),
 # named `<model>-seed<seed>` where pipeline.yaml writes CELL, holding the trained network, its training history and
 # its test scores (cxrbench.matrix)
-BENCHMARK, CELL = {task: Path("models/benchmark") / task for task in ("classifier", "segmenter")}, "{cell}"
+BENCHMARK, CELL = ({task: Path("models/benchmark") / task
+                   for task in ("classifier", "segmenter", "nodule_classifier", "nodule_heatmap")}, "{cell}")
 # training speed, measured (wall-clock): DVC metrics of their own, outside the model folders, whose hashes stay
 # a function of the parameters and data
 THROUGHPUT = {task: _METRICS / f"throughput_{task}.json" for task in ("classifier", "segmenter", "nodules")}

@@ -1,9 +1,9 @@
-"""The benchmark matrices: per task (the NIH classifier, the SCR segmenter), every model, model.<task> (the
-baseline) first and then benchmark.<task>.challengers in their order, trained once per seed of benchmark.seeds;
-each (task, model, seed) is a cell.
+"""The benchmark matrices: per task (the NIH classifier, the SCR segmenter, the JSRT nodule classifier and nodule
+heat map), every model, model.<task> (the baseline) first and then benchmark.<task>.challengers in their order,
+trained once per seed of benchmark.seeds; each (task, model, seed) is a cell.
 
-The baseline's cell with the master seed is the task's own training and evaluation stages (train_classifier and
-evaluate_classifier; train_segmenter and evaluate_segmenter: the models every analysis of the task reads). Every
+The baseline's cell with the master seed is the task's own training and evaluation stages (MAIN_STAGES: the
+models every analysis of the task reads; both nodule tasks' is train_nodules and evaluate_nodules). Every
 other cell is a stage of its own, `benchmark_<task>-<model>-seed<seed>`, which trains and scores it in
 models/benchmark/<task>/<model>-seed<seed>/ and whose parameters are its own network's config alone: adding a
 seed adds stages and leaves the others as they are, and changing one challenger's config reruns that
@@ -24,8 +24,16 @@ TASKS = tuple(artefacts.BENCHMARK)
 INSTANCE_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # the schema's pattern: names join into stage names with "-"
 HISTORY = "history.csv"
 # What rank_<task>s reads of a cell: the test scores, in the main cell's results folder or in the cell's own
-SCORED = {"classifier": "predictions.csv", "segmenter": "cases.csv"}
-MAIN_RESULTS = {"classifier": artefacts.RESULTS_CLASSIFIER, "segmenter": artefacts.RESULTS_SEGMENTER}
+SCORED = {"classifier": "predictions.csv", "segmenter": "cases.csv", "nodule_classifier": "predictions.csv",
+          "nodule_heatmap": "predictions.csv"}
+CANDIDATES = "candidates.csv"  # a nodule heat map's candidates, beside its predictions.csv
+MAIN_RESULTS = {"classifier": artefacts.RESULTS_CLASSIFIER, "segmenter": artefacts.RESULTS_SEGMENTER,
+                "nodule_classifier": artefacts.RESULTS_NODULES, "nodule_heatmap": artefacts.RESULTS_NODULES}
+# The task's own stages, which train and score its main cell
+MAIN_STAGES = {"classifier": ("train_classifier", "evaluate_classifier"),
+               "segmenter": ("train_segmenter", "evaluate_segmenter"),
+               "nodule_classifier": ("train_nodules", "evaluate_nodules"),
+               "nodule_heatmap": ("train_nodules", "evaluate_nodules")}
 
 
 def stage_name(template: str, model: str, seed: int) -> str:
@@ -117,6 +125,6 @@ def cell_of(params: dict[str, Any], task: str) -> Cell:
             return cell
     listed = ", ".join(f"+instance.model={c.model} +instance.seed={c.seed}" for c in others)
     raise DataError("params.yaml", f"no cell of the {task} benchmark matrix is model {named[0]}, seed {named[1]} (the "
-                    f"baseline with the master seed is train_{task}'s)",
+                    f"baseline with the master seed is {MAIN_STAGES[task][0]}'s)",
                     f"run one of: {listed or 'none: the matrix has no other cell'}; or let `dvc repro` / `snakemake` "
                     "run them (dvc.yaml has a stage per cell)")

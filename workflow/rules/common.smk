@@ -83,7 +83,7 @@ def stage_threads(stage):
 # template of a matrix's stages, benchmark_<task>-<model>-seed<seed>.
 NETWORK_STAGES = ("train_classifier", "train_segmenter", "train_nodules", "evaluate_classifier", "evaluate_segmenter",
                   "evaluate_localisation", "evaluate_nodules", "evaluate_external", "benchmark_classifier",
-                  "benchmark_segmenter")
+                  "benchmark_segmenter", "benchmark_nodule_classifier", "benchmark_nodule_heatmap")
 
 
 def runs_network(stage):

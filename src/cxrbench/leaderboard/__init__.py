@@ -31,7 +31,7 @@ def require_cells(cells: list[matrix.Cell], root: Path) -> None:
                         f"missing for {len(missing)} of the {len(cells)} cells of the {cells[0].task} benchmark "
                         "matrix: " + ", ".join(f"{c.name} ({c.scored})" for c in missing),
                         "run their stages first (`dvc repro` or `snakemake --cores N` runs "
-                        + ", ".join(f"train_{c.task} and evaluate_{c.task}" if c.main else c.stage for c in missing) + ")")
+                        + ", ".join(" and ".join(matrix.MAIN_STAGES[c.task]) if c.main else c.stage for c in missing) + ")")
 
 
 def significant(p: float) -> float | None:
@@ -64,12 +64,22 @@ def with_holm(rows: list[dict[str, Any]], unit: str, columns: list[str]) -> pd.D
     return table
 
 
-def leaderboard_table(spread: pd.DataFrame, compared: pd.DataFrame, baseline: str, unit: str,
-                      measure: str) -> pd.DataFrame:
-    """One row per model, best first: its seeds, the mean over the classes (objects) of its measure as mean, sd
-    and range over seeds, and against the baseline its difference with interval and Holm-adjusted p-value."""
-    means = spread[spread[unit] == MEAN].set_index("model")
-    versus = compared[compared[unit] == MEAN].set_index("challenger")
+def bootstrap_p(resampled: np.ndarray) -> float:
+    """Two-sided p-value of no difference from bootstrap replicates of a difference: twice the share on the far
+    side of zero, with one added to that count and to the resamples (Davison and Hinkley 1997), so never 0;
+    resamples where the difference is undefined (NaN) are left out."""
+    resampled = resampled[~np.isnan(resampled)]
+    far_side = (min(np.sum(resampled <= 0), np.sum(resampled >= 0)) + 1) / (len(resampled) + 1)
+    return min(1.0, 2 * far_side)
+
+
+def leaderboard_table(spread: pd.DataFrame, compared: pd.DataFrame, baseline: str, unit: str, measure: str,
+                      headline_unit: str = MEAN) -> pd.DataFrame:
+    """One row per model, best first: its seeds, its headline measure (by default the mean over the classes or
+    objects) as mean, sd and range over seeds, and against the baseline its difference with interval and
+    Holm-adjusted p-value."""
+    means = spread[spread[unit] == headline_unit].set_index("model")
+    versus = compared[compared[unit] == headline_unit].set_index("challenger")
     rows = []
     for model, row in means.iterrows():
         against = versus.loc[model] if model in versus.index else None

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cxrbench import artefacts, matrix, seed_streams, store
-from cxrbench.leaderboard import MEAN, headline, leaderboard_table, require_cells, seed_spread, with_holm
+from cxrbench.leaderboard import MEAN, bootstrap_p, headline, leaderboard_table, require_cells, seed_spread, with_holm
 from cxrbench.metrics.paired import auc_covariance, contrast
 from cxrbench.metrics.roc import bootstrap_auc, percentile_interval
 from cxrbench.predictions import read_predictions
@@ -113,11 +113,9 @@ def comparisons(scored: Scored, aucs: np.ndarray, cov: np.ndarray, spread: pd.Da
         difference = weights @ mean_aucs
         resampled = weights @ replicates
         low, high = percentile_interval(resampled[:, None], alpha)
-        # with the resample count added to both sides (Davison and Hinkley 1997), a bootstrap p is never 0
-        far_side = (min(np.sum(resampled <= 0), np.sum(resampled >= 0)) + 1) / (len(resampled) + 1)
         rows.append({"challenger": model, "class": MEAN, "baseline_auc": mean_aucs[base].mean(),
                      "challenger_auc": mean_aucs[scored.of(model)].mean(), "difference": difference,
-                     "ci_low": low[0], "ci_high": high[0], "p_value": min(1.0, 2 * far_side),
+                     "ci_low": low[0], "ci_high": high[0], "p_value": bootstrap_p(resampled),
                      "method": f"paired bootstrap over patients ({bootstrap['resamples']} resamples)"})
     for row in rows:
         row["baseline_seed_sd"] = sd[(scored.baseline, row["class"])]

@@ -97,3 +97,40 @@ def sensitivity_at(curve: FrocCurve, fps: Sequence[float] = (1, 2, 4)) -> np.nda
     # fp_per_image is non-decreasing along the curve: the last point within budget is the best
     last_within = np.searchsorted(curve.fp_per_image, fps, side="right") - 1
     return curve.sensitivity[last_within]
+
+
+def weighted_sensitivity_at(candidate_image: np.ndarray, scores: np.ndarray, hit_nodule: np.ndarray,
+                            nodule_image: np.ndarray, weights: np.ndarray,
+                            fps: Sequence[float] = (1, 2, 4)) -> np.ndarray:
+    """`sensitivity_at(froc(...), fps)` for many reweightings of the images at once: row r of `weights`
+    (resamples, images) counts each image's copies in resample r (a case bootstrap), every copy bringing its
+    nodules and its false positives; shape (resamples, len(fps)), NaN where a resample holds no nodule.
+
+    Candidates are given as arrays: their image (an index into the columns of `weights`), score, and the nodule
+    they hit (an index into `nodule_image`, -1 for none; as froc decides hits). The images per resample are the
+    sum of its row. With a row of ones this is sensitivity_at(froc(...)) exactly (tests hold it to that)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    thresholds = np.unique(scores)[::-1]
+    nodule_score = np.full(len(nodule_image), -np.inf)
+    hits = hit_nodule >= 0
+    np.maximum.at(nodule_score, hit_nodule[hits], scores[hits])
+
+    def weight_at_or_above(event_score: np.ndarray, event_image: np.ndarray) -> np.ndarray:
+        """(resamples, 1 + thresholds): the weight of the events scoring >= each threshold, after a 0 at +inf."""
+        order = np.argsort(-event_score, kind="stable")
+        cumulative = np.concatenate([np.zeros((len(weights), 1)), np.cumsum(weights[:, event_image[order]], axis=1)],
+                                    axis=1)
+        above = np.searchsorted(-event_score[order], -thresholds, side="right")
+        return np.concatenate([np.zeros((len(weights), 1)), cumulative[:, above]], axis=1)
+
+    false_positives = weight_at_or_above(scores[~hits], candidate_image[~hits])
+    detected = weight_at_or_above(nodule_score, nodule_image)
+    images = weights.sum(axis=1, keepdims=True)
+    nodules = weights[:, nodule_image].sum(axis=1)
+    result = np.empty((len(weights), len(fps)))
+    for k, fp in enumerate(fps):
+        # false positives grow along the thresholds: the last point within the budget is the best
+        last_within = np.sum(false_positives <= fp * images, axis=1) - 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result[:, k] = detected[np.arange(len(weights)), last_within] / nodules
+    return result

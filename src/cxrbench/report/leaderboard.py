@@ -12,6 +12,7 @@ import pandas as pd
 
 from cxrbench import artefacts
 from cxrbench.leaderboard import MEAN
+from cxrbench.nodules import FP_PER_IMAGE
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
 from cxrbench.vocabulary import LABELS, OBJECTS
@@ -26,6 +27,8 @@ class Board:
     units: tuple[str, ...]
     cases: str  # what the test set is made of
     tests: str  # how a challenger is compared
+    headline: str = MEAN  # the unit models are ranked by: the mean over the others, or the only one
+    scored: str = "the mean"  # what the headline unit is, in words
 
 
 BOARDS = {
@@ -33,6 +36,13 @@ BOARDS = {
                         "DeLong's test per class, a paired bootstrap over patients for the mean AUC, Holm-adjusted"),
     "segmenter": Board("segmenter", "object", "jaccard", "Jaccard", OBJECTS, "cases (each tested by the model of the "
                        "other fold)", "Wilcoxon's signed-rank test over cases per object and for the mean, Holm-adjusted"),
+    "nodule_classifier": Board("nodule_classifier", "task", "auc", "malignancy AUC", (), "nodule cases (each scored "
+                               "out of fold)", "DeLong's test, Holm-adjusted", headline="malignancy",
+                               scored="malignant vs benign"),
+    "nodule_heatmap": Board("nodule_heatmap", "fp_per_image", "sensitivity", "FROC sensitivity",
+                            tuple(f"{fp:g}" for fp in FP_PER_IMAGE), "cases (each scored out of fold)",
+                            "a paired bootstrap over cases at each false-positive rate and for the mean, Holm-adjusted",
+                            scored="the mean over 1, 2 and 4 false positives per image"),
 }
 
 
@@ -44,20 +54,21 @@ def section(report: Report, run: Run, task: str) -> None:
     compared = run.csv(folder / "comparisons.csv")
     metrics = run.json(artefacts.METRICS_LEADERBOARD[task])
     seeds = metrics["seeds"]
-    report.paragraph(f"Leaderboard: {len(table)} model{'s' if len(table) > 1 else ''} x {seeds} seed"
+    report.paragraph(f"Leaderboard ({board.label}): {len(table)} model{'s' if len(table) > 1 else ''} x {seeds} seed"
                      f"{'s' if seeds > 1 else ''}, trained by one recipe and scored on the same {metrics['test_cases']} "
                      f"{board.cases}; the baseline is {metrics['baseline']} (model.{task}). Differences from it: "
                      f"{board.tests}.")
     report.figure(leaderboard_figure(runs, compared, metrics["baseline"], board),
                   f"Mean {board.label} of every (model, seed) with each model's mean over its seeds; and each "
-                  f"challenger's difference from the baseline (seed-averaged, 95% interval) per {board.unit} and for "
-                  "the mean, with the baseline's seed-to-seed sd as a grey band around zero", f"{task}-leaderboard")
-    report.table(leaderboard_rows(table, board), f"Leaderboard: mean {board.label} over seeds (sd, range), and against "
-                 "the baseline the difference with its 95% interval and Holm-adjusted p-value")
+                  f"challenger's difference from the baseline (seed-averaged, 95% interval), "
+                  f"{f'per {board.unit} and for ' if board.units else 'for '}{board.scored}, with the baseline's "
+                  "seed-to-seed sd as a grey band around zero", f"{task.replace('_', '-')}-leaderboard")
+    report.table(leaderboard_rows(table, board), f"Leaderboard: {board.label} ({board.scored}) over seeds (mean, sd, "
+                 "range), and against the baseline the difference with its 95% interval and Holm-adjusted p-value")
     if len(compared):
         report.table(compared.round(4).astype(object).fillna("–"),
-                     f"Every challenger against the baseline per {board.unit} and for the mean, with both models' "
-                     "seed-to-seed sd", folded=True)
+                     f"Every challenger against the baseline{f' per {board.unit} and for ' if board.units else ' for '}"
+                     f"{board.scored}, with both models' seed-to-seed sd", folded=True)
 
 
 def leaderboard_rows(table: pd.DataFrame, board: Board) -> pd.DataFrame:
@@ -69,9 +80,10 @@ def leaderboard_rows(table: pd.DataFrame, board: Board) -> pd.DataFrame:
     mean = f"mean_{board.measure}"
     return pd.DataFrame({
         "model": table["model"], "role": table["role"], "seeds": table["seeds"],
-        f"mean {board.label}": table[mean].map("{:.3f}".format),
+        f"mean {board.label}": table[mean].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}"),
         "sd over seeds": table[f"{mean}_sd"].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}"),
-        "range": [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(table[f"{mean}_min"], table[f"{mean}_max"])],
+        "range": ["–" if pd.isna(lo) else f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(table[f"{mean}_min"],
+                                                                                  table[f"{mean}_max"])],
         "vs baseline (95% CI)": table.apply(interval, axis=1),
         "p (Holm)": table["p_holm"].map(lambda v: "–" if pd.isna(v) else f"{v:.3g}")})
 
@@ -80,9 +92,9 @@ def leaderboard_figure(runs: pd.DataFrame, compared: pd.DataFrame, baseline: str
     """Left: the mean over classes (objects) per seed (dots) and over seeds (bar) per model. Right (with
     challengers): difference from the baseline per class (object) and for the mean, a marker and interval per
     challenger."""
-    means = runs[runs[board.unit] == MEAN]
+    means = runs[runs[board.unit] == board.headline]
     models = list(dict.fromkeys(means["model"]))
-    units = [*board.units, MEAN]
+    units = [*board.units, board.headline]
     panels = 2 if len(compared) else 1
     height = 0.34 * len(units) + 1.6 if panels == 2 else max(2.4, 0.5 * len(models) + 1.4)
     fig, axes = plt.subplots(1, panels, figsize=(4.2 + 5.2 * (panels - 1), height), squeeze=False,
@@ -92,7 +104,8 @@ def leaderboard_figure(runs: pd.DataFrame, compared: pd.DataFrame, baseline: str
         values = means.loc[means["model"] == model, board.measure].to_numpy()
         ax.barh(position, values.mean(), color="C0" if model == baseline else "C1", alpha=0.35, height=0.5)
         ax.scatter(values, np.full(len(values), position), color="black", s=18, zorder=3)
-    ax.set(yticks=range(len(models)), yticklabels=models, xlabel=f"mean {board.label}", title="Per seed and mean")
+    ax.set(yticks=range(len(models)), yticklabels=models, xlabel=f"mean {board.label}" if board.units else board.label,
+           title="Per seed and mean")
     ax.set_xlim(max(0.0, means[board.measure].min() - 0.05), min(1.0, means[board.measure].max() + 0.02))
     ax.invert_yaxis()
     ax.grid(axis="x", lw=0.4, alpha=0.5)

@@ -25,6 +25,7 @@ from cxrbench.nodules import (
     to_store_coords,
 )
 from cxrbench.published import load as load_published
+from cxrbench.report import leaderboard
 from cxrbench.report.comparison import Beside, Published, comparison_table, our_split_name
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
@@ -166,6 +167,8 @@ def examples_figure(images: np.ndarray, index: pd.DataFrame, candidates: pd.Data
 
 def section(report: Report, run: Run) -> None:
     report.heading("JSRT nodules")
+    for task in ("nodule_heatmap", "nodule_classifier"):
+        leaderboard.section(report, run, task)
     split_info = run.json(artefacts.SPLIT_JSRT_NODULES_INFO)
     metrics = run.json(artefacts.RESULTS_NODULES / artefacts.SCORES)
     curves = run.csv(artefacts.RESULTS_NODULES / "froc.csv")

@@ -192,20 +192,24 @@ def benchmark_fact(run: Run) -> str:
     """Per task's leaderboard: each model's mean score over its seeds (sd) and a challenger's difference from the
     baseline with its interval and Holm-adjusted p-value."""
     parts = []
-    for task, dataset, measure in (("classifier", "nih", "auc"), ("segmenter", "jsrt", "jaccard")):
+    for task, dataset, measure in (("classifier", "nih", "auc"), ("segmenter", "jsrt", "jaccard"),
+                                   ("nodule_heatmap", "jsrt", "sensitivity"), ("nodule_classifier", "jsrt", "auc")):
         if dataset not in run.datasets:
             continue
         board = run.json(artefacts.METRICS_LEADERBOARD[task])
         models = []
         for model, figures in board["models"].items():
             sd = figures[f"mean_{measure}_sd"]
-            text = f"{model} {figures[f'mean_{measure}']:.3f}" + ("" if sd is None else f" (sd {sd:.3f})")
-            if model in board["vs_baseline"]:
+            mean = figures[f"mean_{measure}"]
+            text = (f"{model} {'undefined' if mean is None else f'{mean:.3f}'}"
+                    + ("" if sd is None else f" (sd {sd:.3f})"))
+            if model in board["vs_baseline"] and board["vs_baseline"][model]["difference"] is not None:
                 versus = board["vs_baseline"][model]
                 text += (f", {versus['difference']:+.3f} ({versus['ci'][0]:+.3f} to {versus['ci'][1]:+.3f}), "
                          f"p {versus['p_holm']:.2g}")
             models.append(text)
-        parts.append(f"{task} mean {measure.upper() if measure == 'auc' else measure.capitalize()} over "
+        parts.append(f"{task.replace('_', ' ')} {'mean ' if task in ('classifier', 'segmenter', 'nodule_heatmap') else ''}"
+                     f"{measure.upper() if measure == 'auc' else measure.capitalize()} over "
                      f"{board['seeds']} seed{'s' if board['seeds'] > 1 else ''}, baseline {board['baseline']}: "
                      + "; ".join(models))
     return " · ".join(parts)

@@ -49,8 +49,13 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], None]) -> None:
 
     @hydra.main(config_path=None, config_name=None, version_base="1.3")
     def _main(cfg) -> None:
-        # a cell of the benchmark matrix logs as its stage is named (cxrbench.matrix.Cell.stage)
-        _configure_logging(matrix.stage_name(name, cfg.instance.model, cfg.instance.seed) if "instance" in cfg else name)
+        # a cell of a benchmark matrix logs as its stage is named (cxrbench.matrix.Cell.stage); the nodule models'
+        # stage runs the cells of two matrices, named by instance.task
+        if "instance" in cfg:
+            template = f"benchmark_{cfg.instance.task}" if "task" in cfg.instance else name
+            _configure_logging(matrix.stage_name(template, cfg.instance.model, cfg.instance.seed))
+        else:
+            _configure_logging(name)
         log = logging.getLogger(f"cxrbench.{name}")
         params = OmegaConf.to_container(cfg, resolve=True)
         try:

@@ -23,60 +23,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from cxrbench import artefacts, engine, nodules, store, training
+from cxrbench import artefacts, nodules, store, training
 from cxrbench.fileio import atomic_path, write_json
 from cxrbench.metrics.froc import FrocCurve
-from cxrbench.models import networks
+from cxrbench.nodules import models
 from cxrbench.nodules import scores as scores_of_nodules
 from cxrbench.stages._app import run_stage
-from cxrbench.vocabulary import JSRT_MAX, JSRT_PIXEL_MM
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
 SPLIT = artefacts.SPLIT_JSRT_NODULES
 MODELS = artefacts.MODEL_NODULES
 RESULTS = artefacts.RESULTS_NODULES
-INFERENCE_BATCH = 16
-
-
-def load_model(spec: dict[str, Any], config: dict[str, Any], name: str, runtime: dict[str, Any],
-               device: torch.device) -> torch.nn.Module:
-    return networks.load_trained(config["networks"][spec["kind"]], MODELS / f"{name}.pt", runtime, device)
-
-
-def held_out_rows(split: pd.DataFrame, index: pd.DataFrame, task: str, fold: int) -> np.ndarray:
-    cases = split.loc[(split["task"] == task) & (split["fold"] == fold), "case"]
-    return np.sort(index.loc[index["case"].isin(cases), "row"].to_numpy(np.int64))
-
-
-def out_of_fold(config: dict[str, Any], index: pd.DataFrame, split: pd.DataFrame, images: np.ndarray,
-                rois: np.ndarray, candidate_cfg: dict[str, Any], runtime: dict[str, Any],
-                device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every case scored by the model whose test fold holds it: task scores (case, task, fold, score; the nodule
-    task's score is the heat map's peak) and heat-map candidates (case, fold, x, y on the 2048 grid, score)."""
-    size = config["size"]
-    store_pixel_mm = JSRT_PIXEL_MM * nodules.jsrt_pixels_per_store_pixel(size)
-    case_of_row = index.set_index("row")["case"]
-    scores, candidates = [], []
-    for name, spec in config["models"].items():
-        rows = held_out_rows(split, index, spec["task"], spec["fold"])
-        model = load_model(spec, config, name, runtime, device)
-        norm = (spec["mean"], spec["std"])
-        if spec["kind"] == "classifier":
-            logits = engine.predict(model, rois, rows, JSRT_MAX, norm, runtime, device, INFERENCE_BATCH)[:, 0]
-        else:
-            output = engine.predict(model, images, rows, JSRT_MAX, norm, runtime, device, INFERENCE_BATCH)[:, 0]
-            logits = output.flatten(1).amax(dim=1)
-            found = nodules.find_candidates(output, candidate_cfg["max_per_image"],
-                                            candidate_cfg["min_distance_mm"] / store_pixel_mm)
-            candidates.append(pd.DataFrame({"case": case_of_row[rows[found["item"]]].to_numpy(), "fold": spec["fold"],
-                                            "x": nodules.to_jsrt_coords(found["x"], size),
-                                            "y": nodules.to_jsrt_coords(found["y"], size), "score": found["score"]}))
-        scores.append(pd.DataFrame({"case": case_of_row[rows].to_numpy(), "task": spec["task"], "fold": spec["fold"],
-                                    "score": torch.sigmoid(logits).numpy().astype(np.float64)}))
-    return pd.concat(scores, ignore_index=True), pd.concat(candidates, ignore_index=True)
 
 
 def write_results(metrics: dict[str, Any], predictions: pd.DataFrame, candidates: pd.DataFrame, hit: np.ndarray,
@@ -101,7 +60,7 @@ def evaluate(params: dict[str, Any]) -> None:
     index, split = store.read_index(STORE).sort_values("row", ignore_index=True), pd.read_csv(SPLIT)
     images, rois = store.open_array(store.find_images(STORE)), store.open_array(store.find_nodule_rois(STORE))
     candidate_cfg = params["nodules"]["candidates"]
-    scores, candidates = out_of_fold(config, index, split, images, rois, candidate_cfg, runtime, device)
+    scores, candidates = models.out_of_fold(MODELS, index, split, images, rois, candidate_cfg, runtime, device)
 
     scored = scores_of_nodules.score(scores, candidates, index, params["evaluate"]["bootstrap"], params["seed"],
                                      nodules.task_models(config["networks"]))
