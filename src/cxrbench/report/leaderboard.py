@@ -29,6 +29,11 @@ class Board:
     tests: str  # how a challenger is compared
     headline: str = MEAN  # the unit models are ranked by: the mean over the others, or the only one
     scored: str = "the mean"  # what the headline unit is, in words
+    unit_words: str = ""  # how people call a unit, when not its column name
+
+    @property
+    def per(self) -> str:
+        return self.unit_words or self.unit
 
 
 BOARDS = {
@@ -42,7 +47,8 @@ BOARDS = {
     "nodule_heatmap": Board("nodule_heatmap", "fp_per_image", "sensitivity", "FROC sensitivity",
                             tuple(f"{fp:g}" for fp in FP_PER_IMAGE), "cases (each scored out of fold)",
                             "a paired bootstrap over cases at each false-positive rate and for the mean, Holm-adjusted",
-                            scored="the mean over 1, 2 and 4 false positives per image"),
+                            scored="the mean over 1, 2 and 4 false positives per image",
+                            unit_words="false-positive rate"),
 }
 
 
@@ -61,13 +67,13 @@ def section(report: Report, run: Run, task: str) -> None:
     report.figure(leaderboard_figure(runs, compared, metrics["baseline"], board),
                   f"Mean {board.label} of every (model, seed) with each model's mean over its seeds; and each "
                   f"challenger's difference from the baseline (seed-averaged, 95% interval), "
-                  f"{f'per {board.unit} and for ' if board.units else 'for '}{board.scored}, with the baseline's "
+                  f"{f'per {board.per} and for ' if board.units else 'for '}{board.scored}, with the baseline's "
                   "seed-to-seed sd as a grey band around zero", f"{task.replace('_', '-')}-leaderboard")
     report.table(leaderboard_rows(table, board), f"Leaderboard: {board.label} ({board.scored}) over seeds (mean, sd, "
                  "range), and against the baseline the difference with its 95% interval and Holm-adjusted p-value")
     if len(compared):
         report.table(compared.round(4).astype(object).fillna("–"),
-                     f"Every challenger against the baseline{f' per {board.unit} and for ' if board.units else ' for '}"
+                     f"Every challenger against the baseline{f' per {board.per} and for ' if board.units else ' for '}"
                      f"{board.scored}, with both models' seed-to-seed sd", folded=True)
 
 

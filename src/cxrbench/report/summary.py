@@ -18,6 +18,7 @@ import pandas as pd
 
 from cxrbench import artefacts, published
 from cxrbench.published import MEAN_LABEL
+from cxrbench.report import leaderboard
 from cxrbench.report.comparison import comparability, published_source
 from cxrbench.report.datasets import datasets_used, nih_split_name
 from cxrbench.report.document import Report
@@ -192,8 +193,9 @@ def benchmark_fact(run: Run) -> str:
     """Per task's leaderboard: each model's mean score over its seeds (sd) and a challenger's difference from the
     baseline with its interval and Holm-adjusted p-value."""
     parts = []
-    for task, dataset, measure in (("classifier", "nih", "auc"), ("segmenter", "jsrt", "jaccard"),
-                                   ("nodule_heatmap", "jsrt", "sensitivity"), ("nodule_classifier", "jsrt", "auc")):
+    for task, dataset in (("classifier", "nih"), ("segmenter", "jsrt"), ("nodule_heatmap", "jsrt"),
+                          ("nodule_classifier", "jsrt")):
+        measure = leaderboard.BOARDS[task].measure
         if dataset not in run.datasets:
             continue
         board = run.json(artefacts.METRICS_LEADERBOARD[task])
@@ -208,8 +210,8 @@ def benchmark_fact(run: Run) -> str:
                 text += (f", {versus['difference']:+.3f} ({versus['ci'][0]:+.3f} to {versus['ci'][1]:+.3f}), "
                          f"p {versus['p_holm']:.2g}")
             models.append(text)
-        parts.append(f"{task.replace('_', ' ')} {'mean ' if task in ('classifier', 'segmenter', 'nodule_heatmap') else ''}"
-                     f"{measure.upper() if measure == 'auc' else measure.capitalize()} over "
+        words = leaderboard.BOARDS[task]
+        parts.append(f"{task.replace('_', ' ')} {'mean ' if words.units else ''}{words.label} over "
                      f"{board['seeds']} seed{'s' if board['seeds'] > 1 else ''}, baseline {board['baseline']}: "
                      + "; ".join(models))
     return " · ".join(parts)
