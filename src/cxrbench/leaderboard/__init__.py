@@ -73,6 +73,15 @@ def bootstrap_p(resampled: np.ndarray) -> float:
     return min(1.0, 2 * far_side)
 
 
+def contrast_weights(cells: list[matrix.Cell], baseline: str, challenger: str) -> np.ndarray:
+    """Weights over the cells: the challenger's seed average minus the baseline's."""
+    models = np.array([cell.model for cell in cells])
+    weights = np.zeros(len(cells))
+    weights[models == baseline] = -1 / np.sum(models == baseline)
+    weights[models == challenger] = 1 / np.sum(models == challenger)
+    return weights
+
+
 def leaderboard_table(spread: pd.DataFrame, compared: pd.DataFrame, baseline: str, unit: str, measure: str,
                       headline_unit: str = MEAN) -> pd.DataFrame:
     """One row per model, best first: its seeds, its headline measure (by default the mean over the classes or

@@ -24,7 +24,16 @@ import numpy as np
 import pandas as pd
 
 from cxrbench import artefacts, matrix, seed_streams, store
-from cxrbench.leaderboard import MEAN, bootstrap_p, headline, leaderboard_table, require_cells, seed_spread, with_holm
+from cxrbench.leaderboard import (
+    MEAN,
+    bootstrap_p,
+    contrast_weights,
+    headline,
+    leaderboard_table,
+    require_cells,
+    seed_spread,
+    with_holm,
+)
 from cxrbench.metrics.paired import auc_covariance, contrast
 from cxrbench.metrics.roc import bootstrap_auc, percentile_interval
 from cxrbench.predictions import read_predictions
@@ -102,8 +111,7 @@ def comparisons(scored: Scored, aucs: np.ndarray, cov: np.ndarray, spread: pd.Da
     mean_aucs = np.nanmean(aucs, axis=1)
     rows = []
     for model in scored.models[1:]:
-        weights = np.zeros(len(scored.cells))
-        weights[base], weights[scored.of(model)] = -1 / len(base), 1 / len(scored.of(model))
+        weights = contrast_weights(scored.cells, scored.baseline, model)
         per_class = contrast(aucs, cov, weights, alpha)
         for k, label in enumerate(LABELS):
             rows.append({"challenger": model, "class": label, "baseline_auc": per_class.auc_a[k],

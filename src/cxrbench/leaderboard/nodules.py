@@ -23,10 +23,19 @@ import pandas as pd
 
 from cxrbench import artefacts, matrix, seed_streams, store
 from cxrbench.errors import DataError
-from cxrbench.leaderboard import MEAN, bootstrap_p, headline, leaderboard_table, require_cells, seed_spread, with_holm
+from cxrbench.leaderboard import (
+    MEAN,
+    bootstrap_p,
+    contrast_weights,
+    headline,
+    leaderboard_table,
+    require_cells,
+    seed_spread,
+    with_holm,
+)
 from cxrbench.metrics.froc import weighted_sensitivity_at
 from cxrbench.metrics.paired import auc_covariance, contrast
-from cxrbench.metrics.roc import percentile_interval, resample_indices
+from cxrbench.metrics.roc import percentile_interval, resample_indices, unit_counts
 from cxrbench.nodules import FP_PER_IMAGE, nodule_truths, task_cases
 from cxrbench.nodules.scores import candidate_hits
 
@@ -43,15 +52,6 @@ def comparison_columns(task: str) -> list[str]:
     measure = MEASURE[task]
     return ["challenger", UNIT[task], f"baseline_{measure}", f"challenger_{measure}", "difference", "ci_low",
             "ci_high", "p_value", "p_holm", "method", "baseline_seed_sd", "challenger_seed_sd"]
-
-
-def contrast_weights(cells: list[matrix.Cell], baseline: str, challenger: str) -> np.ndarray:
-    """Weights over the cells: the challenger's seed average minus the baseline's."""
-    models = np.array([cell.model for cell in cells])
-    weights = np.zeros(len(cells))
-    weights[models == baseline] = -1 / np.sum(models == baseline)
-    weights[models == challenger] = 1 / np.sum(models == challenger)
-    return weights
 
 
 def finish(task: str, cells: list[matrix.Cell], runs: pd.DataFrame, rows: list[dict[str, Any]],
@@ -97,8 +97,7 @@ def rank_heatmaps(params: dict[str, Any], root: Path = Path(".")) -> tuple[dict[
     bootstrap = params["evaluate"]["bootstrap"]
     stream = int(np.random.SeedSequence([params["seed"], seed_streams.BOOTSTRAP_LEADERBOARD]).generate_state(1)[0])
     draws = resample_indices(len(cases), bootstrap["resamples"], stream)
-    resampled = np.zeros((len(draws), len(cases)))
-    np.add.at(resampled, (np.repeat(np.arange(len(draws)), len(cases)), draws.ravel()), 1.0)
+    resampled = unit_counts(draws, len(cases)).T  # (resamples, cases): how often each case was drawn
     observed, replicates = [], []
     for cell in cells:
         candidates = pd.read_csv(root / cell.scored.parent / matrix.CANDIDATES)

@@ -133,7 +133,7 @@ def _draw_units(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
     return rng.integers(0, n_units, size=(n_resamples, n_units), dtype=np.int32)
 
 
-def _unit_counts(draws: np.ndarray, n_units: int) -> np.ndarray:
+def unit_counts(draws: np.ndarray, n_units: int) -> np.ndarray:
     """(n_units, n_draw_rows) int32: how often each unit was drawn in each row of `draws`."""
     n_rows = draws.shape[0]
     flat = (draws + (np.arange(n_rows, dtype=np.int64) * n_units)[:, None]).ravel()
@@ -210,7 +210,7 @@ def bootstrap_auc(
     replicates = np.empty((n_resamples, y.shape[1]))
     for start in range(0, n_resamples, chunk):
         stop = min(start + chunk, n_resamples)
-        image_counts = _unit_counts(draws[start:stop], n_units)
+        image_counts = unit_counts(draws[start:stop], n_units)
         if groups is not None:
             image_counts = image_counts[unit_of_image]
         replicates[start:stop] = _auc_matrix(orders, image_counts)

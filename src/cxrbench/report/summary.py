@@ -195,9 +195,10 @@ def benchmark_fact(run: Run) -> str:
     parts = []
     for task, dataset in (("classifier", "nih"), ("segmenter", "jsrt"), ("nodule_heatmap", "jsrt"),
                           ("nodule_classifier", "jsrt")):
-        measure = leaderboard.BOARDS[task].measure
         if dataset not in run.datasets:
             continue
+        words = leaderboard.BOARDS[task]
+        measure = words.measure
         board = run.json(artefacts.METRICS_LEADERBOARD[task])
         models = []
         for model, figures in board["models"].items():
@@ -210,7 +211,6 @@ def benchmark_fact(run: Run) -> str:
                 text += (f", {versus['difference']:+.3f} ({versus['ci'][0]:+.3f} to {versus['ci'][1]:+.3f}), "
                          f"p {versus['p_holm']:.2g}")
             models.append(text)
-        words = leaderboard.BOARDS[task]
         parts.append(f"{task.replace('_', ' ')} {'mean ' if words.units else ''}{words.label} over "
                      f"{board['seeds']} seed{'s' if board['seeds'] > 1 else ''}, baseline {board['baseline']}: "
                      + "; ".join(models))
