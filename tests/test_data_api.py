@@ -66,16 +66,23 @@ def test_predictions_that_miss_or_add_images_are_refused_naming_them(tiny_run, t
 
 def test_our_own_masks_score_to_our_own_metrics_packed_or_not(tiny_run, tmp_path):
     ours = json.loads((tiny_run / "results/segmenter/scores.json").read_text())
+    round_trip = ours.pop("round_trip")  # evaluate_segmenter's own addition: the store's cap
     packed = next((tiny_run / "results/segmenter").glob("predictions_*.npy"))
     assert api.score_segmenter(packed, tiny_run) == ours
     unpacked = store.unpack_masks(np.load(packed), len(OBJECTS)).astype(np.uint8)
     np.save(tmp_path / "masks.npy", unpacked)
     assert api.score_segmenter(tmp_path / "masks.npy", tiny_run) == ours
-    perfect = store.open_array(store.find_masks(tiny_run / "data/store/jsrt"))
-    np.save(tmp_path / "perfect.npy", perfect)
+    jsrt_store = tiny_run / "data/store/jsrt"
+    np.save(tmp_path / "perfect.npy", store.open_array(store.find_reference_masks(jsrt_store)))
     scored = api.score_segmenter(tmp_path / "perfect.npy", tiny_run)
     assert {m["jaccard"]["mean"] for m in scored["overall"]["objects"].values()} == {1.0}
+    assert {m["contour_mm"]["mean"] for m in scored["overall"]["objects"].values()} == {0.0}
     assert scored["overall"]["pixel_error"]["mean"] == 0.0
+    # the store's own masks at its size, brought up as any outside mask is: the round trip's Jaccard (the cap)
+    np.save(tmp_path / "store.npy", store.open_array(store.find_masks(jsrt_store)))
+    scored = api.score_segmenter(tmp_path / "store.npy", tiny_run)
+    assert {obj: m["jaccard"]["mean"] for obj, m in scored["overall"]["objects"].items()} == round_trip
+    assert all(0.5 < value < 1 for value in round_trip.values())
     cli = run([str(BIN / "cxrbench"), "score", "segmenter", str(packed), "--run", str(tiny_run), "--json",
                str(tmp_path / "cli.json")], tmp_path)
     assert "pixel error" in cli.stdout and json.loads((tmp_path / "cli.json").read_text()) == ours
@@ -84,7 +91,7 @@ def test_our_own_masks_score_to_our_own_metrics_packed_or_not(tiny_run, tmp_path
 def test_an_object_missed_entirely_is_counted_and_its_contour_distance_left_undefined(tiny_run, tmp_path):
     """A contour distance to nothing is infinite: the mean over cases is then undefined (JSON null, not a crash
     on writing inf) and the missed cases are counted."""
-    perfect = store.open_array(store.find_masks(tiny_run / "data/store/jsrt")).copy()
+    perfect = store.open_array(store.find_reference_masks(tiny_run / "data/store/jsrt")).copy()
     heart = OBJECTS.index("heart")
     perfect[0] &= np.uint8(0xFF ^ (1 << heart))  # case 0 without its heart
     np.save(tmp_path / "missed.npy", perfect)
@@ -92,13 +99,15 @@ def test_an_object_missed_entirely_is_counted_and_its_contour_distance_left_unde
     contour = scored["overall"]["objects"]["heart"]["contour_mm"]
     assert contour["mean"] is None and contour["sd"] is None and contour["missed"] == 1
     assert "missed" not in scored["overall"]["objects"]["left lung"]["contour_mm"]
+    assert "missed" not in scored["overall"]["objects"]["lung fields"]["contour_mm"]
     json.dumps(scored, allow_nan=False)
 
 
 def test_masks_of_the_wrong_shape_or_values_are_refused_saying_what_is_expected(tiny_run, tmp_path):
     packed = np.load(next((tiny_run / "results/segmenter").glob("predictions_*.npy")))
     np.save(tmp_path / "short.npy", packed[1:])
-    with pytest.raises(DataError, match=rf"short.npy: shape \({len(packed) - 1}, .*expected \({len(packed)}, 5,"):
+    with pytest.raises(DataError, match=rf"short.npy: shape \({len(packed) - 1}, .*expected \({len(packed)}, 5, 64,"
+                                        rf".* or \({len(packed)}, 5, 1024,"):
         api.score_segmenter(tmp_path / "short.npy", tiny_run)
     np.save(tmp_path / "probabilities.npy", store.unpack_masks(packed, len(OBJECTS)) * 0.7)
     with pytest.raises(DataError, match="threshold your probabilities first"):

@@ -21,7 +21,7 @@ from cxrbench.leaderboard import segmenter as segmenter_board
 from cxrbench.metrics.froc import froc, sensitivity_at
 from cxrbench.metrics.paired import auc_covariance
 from cxrbench.nodules import FP_PER_IMAGE, nodule_truths
-from cxrbench.vocabulary import LABELS, OBJECTS
+from cxrbench.vocabulary import LABELS, PUBLISHED_OBJECTS, SCORED_OBJECTS
 
 BOOTSTRAP = {"resamples": 400, "alpha": 0.05, "unit": "patient"}
 
@@ -165,7 +165,8 @@ def test_the_segmenter_leaderboard_pairs_cases_and_finds_a_better_model(tmp_path
         shift = 0.03 if cell.model == "attention_unet" else 0.0
         frame = pd.DataFrame([{"case": case, "test_fold": 1 + k % 2, "object": obj,
                                "jaccard": float(np.clip(0.85 + shift + rng.normal(0, 0.04), 0, 1)), "dice": 0.9,
-                               "contour_mm": 1.0, "pixel_error": 0.02} for k, case in enumerate(cases) for obj in OBJECTS])
+                               "contour_mm": 1.0, "pixel_error": 0.02} for k, case in enumerate(cases)
+                              for obj in SCORED_OBJECTS])
         (tmp_path / cell.scored).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(tmp_path / cell.scored, index=False)
         truth[(cell.model, cell.seed)] = frame
@@ -177,6 +178,8 @@ def test_the_segmenter_leaderboard_pairs_cases_and_finds_a_better_model(tmp_path
     assert row["p_value"] == pytest.approx(wilcoxon(differences, zero_method="zsplit").pvalue, abs=1e-6)
     assert row["ci_low"] < differences.mean() < row["ci_high"] and row["p_holm"] >= row["p_value"]
     assert list(tables["leaderboard"]["model"]) == ["attention_unet", "unet"] and metrics["test_cases"] == 40
+    # ranked on the objects the SCR benchmark publishes; the mean is theirs
+    assert list(tables["comparisons"]["object"]) == [*PUBLISHED_OBJECTS, MEAN]
     assert segmenter_board.paired(np.zeros(10), 100, 0.05, 0)[2] == 1.0
 
 

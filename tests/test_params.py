@@ -119,3 +119,20 @@ def test_cli_compose_refuses_a_missing_path_naming_it(tmp_path, capsys):
     for name in ("jsrt", "scr", "nih", "google"):
         assert f"source.{name}: not set" in error
     assert "???" not in error and not (tmp_path / "params.yaml").exists() and not (tmp_path / "dvc.yaml").exists()
+
+
+def test_the_scr_experiment_segments_at_512_px_with_the_full_width_unet():
+    """The full configuration of the SCR benchmark: a store that does not cap the clavicles and a U-Net sized for
+    it, which takes 512 px images to one map per object at 512 px."""
+    import torch
+    from hydra.utils import instantiate
+
+    params = yaml.safe_load(config.compose_yaml(["experiment=scr_van_ginneken_2006", "source.jsrt=/j",
+                                                 "source.scr=/s"]))
+    config.validate(params)
+    assert params["datasets"] == ["jsrt", "scr"] and params["decode"]["jsrt"]["size"] == 512
+    segmenter = params["model"]["segmenter"]
+    assert segmenter["name"] == "unet_full" and len(segmenter["net"]["strides"]) == 4
+    assert params["train"]["runtime"]["device"] == "cuda"
+    with torch.no_grad():
+        assert instantiate(segmenter["net"]).eval()(torch.zeros(1, 1, 512, 512)).shape == (1, 5, 512, 512)

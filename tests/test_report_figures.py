@@ -12,7 +12,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from cxrbench import published
 from cxrbench.report import datasets, localisation, nodules, segmentation
 from cxrbench.report.document import figure_png
-from cxrbench.vocabulary import BOX_LABELS, LABELS, OBJECTS
+from cxrbench.vocabulary import BOX_LABELS, LABELS, PUBLISHED_OBJECTS, SCORED_OBJECTS
 
 THRESHOLDS = [0.1, 0.25, 0.5, 0.75, 0.9]
 
@@ -58,9 +58,10 @@ def test_prevalence_bars_are_the_shares_of_each_part():
 
 
 def scr_cases(jaccards: dict[str, float]) -> pd.DataFrame:
-    """results/segmenter/cases.csv's shape: every object of a case has the case's Jaccard, the left one half."""
+    """results/segmenter/cases.csv's shape: every scored object of a case has the case's Jaccard, the left ones
+    half."""
     return pd.DataFrame([{"case": case, "object": obj, "jaccard": value / 2 if obj.startswith("left") else value}
-                         for case, value in jaccards.items() for obj in OBJECTS])
+                         for case, value in jaccards.items() for obj in SCORED_OBJECTS])
 
 
 def test_best_median_and_worst_cases_each_named_once():
@@ -70,19 +71,24 @@ def test_best_median_and_worst_cases_each_named_once():
     assert segmentation.best_median_worst(lungs[["A"]]) == {"best": "A"}
 
 
-def test_jaccard_figure_draws_every_case_and_the_published_groups():
+def test_jaccard_figure_draws_every_case_and_the_observer_and_best_published_per_object():
     cases = scr_cases({"A": 0.8, "B": 0.6, "C": 0.4})
-    scores = segmentation.group_jaccards(cases)
-    assert list(scores.columns) == [*OBJECTS, "lungs", "clavicles"]  # the heart group is the heart
-    np.testing.assert_allclose(scores["lungs"], [0.6, 0.45, 0.3])
+    scores = segmentation.jaccard_by_case(cases)
+    assert list(scores.columns) == list(SCORED_OBJECTS)  # the published objects first
+    np.testing.assert_allclose(scores["left lung"], [0.4, 0.3, 0.2])
     rows = published.load(task="scr_segmentation")
     fig = segmentation.jaccard_figure(cases, rows)
     ax = fig.axes[0]
     dots = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert [len(d.get_offsets()) for d in dots] == [3] * len(scores.columns)  # every case, every box
     lines = [c for c in ax.collections if isinstance(c, LineCollection)]
-    jaccards = rows[(rows["metric"] == "jaccard") & rows["label"].isin(["lungs", "heart", "clavicles"])]
-    assert sorted(line.get_segments()[0][0][1] for line in lines) == pytest.approx(sorted(jaccards["value"]))
+    jaccards = rows[(rows["metric"] == "jaccard") & (rows["split"] == "scr_folds")]
+    expected = []
+    for obj in PUBLISHED_OBJECTS:
+        of_object = jaccards[jaccards["label"] == obj]
+        observer = of_object["method"] == "human observer"
+        expected += [*of_object.loc[observer, "value"], of_object.loc[~observer, "value"].max()]
+    assert sorted(line.get_segments()[0][0][1] for line in lines) == pytest.approx(sorted(expected))
     observer = [text.get_text() for text in fig.legends[0].get_texts() if "human observer" in text.get_text()]
     assert observer == ["van Ginneken, Stegmann & Loog 2006, human observer"]
     assert figure_png(segmentation.jaccard_figure(cases, rows)) == figure_png(segmentation.jaccard_figure(cases, rows))

@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "JSRT nodule task scores and candidates (nodules)")
     score.add_argument("task", choices=["classifier", "segmenter", "nodules"])
     score.add_argument("predictions", help="classifier: CSV, one row per test image, columns image and "
-                       "score_<label>; segmenter: .npy, (cases, 5, S, S) 0/1 masks in the store's row order; "
+                       "score_<label>; segmenter: .npy, (cases, 5, S, S) 0/1 masks in the store's row order, S the store's size or SCR's 1024; "
                        "nodules: CSV, one row per case of each task, columns case, task, score")
     score.add_argument("--candidates", help="nodules: CSV of heat-map candidates, columns case, x, y (JSRT 2048 "
                        "grid), score")
@@ -216,10 +216,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     elif args.task == "segmenter":
         metrics = score_segmenter(args.predictions, args.run)
         objects = metrics["overall"]["objects"]
-        print(f"SCR at {metrics['size']} px, mean over the test images of both folds; pixel error "
-              f"{metrics['overall']['pixel_error']['mean']}")
-        print(json.dumps({obj: {"jaccard": m["jaccard"]["mean"], "dice": m["dice"]["mean"]}
-                          for obj, m in objects.items()}, indent=1))
+        print(f"SCR at {metrics['scored_size']} px ({metrics['interpolation']}), mean over the test images of "
+              f"both folds; pixel error {metrics['overall']['pixel_error']['mean']}")
+        print(json.dumps({obj: {"jaccard": m["jaccard"]["mean"], "dice": m["dice"]["mean"],
+                                "contour_mm": m["contour_mm"]["mean"]} for obj, m in objects.items()}, indent=1))
     else:
         metrics = score_classifier(args.predictions, args.run)
         print(f"mean AUC {metrics['mean_auc']} (95% CI {metrics['mean_auc_ci'][0]}-{metrics['mean_auc_ci'][1]}, "

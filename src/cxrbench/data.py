@@ -245,14 +245,16 @@ def score_classifier(predictions_csv: str | Path, run: str | Path = ".") -> dict
 
 def score_segmenter(predictions_npy: str | Path, run: str | Path = ".") -> dict[str, Any]:
     """Score masks of the five SCR objects for every JSRT case in our format (cxrbench.segmentation_scores) as
-    evaluate_segmenter scores the run's own model: Jaccard, Dice and contour distance per object, pixel error,
-    each case in the fold where it is tested, against the run's store. Returns what evaluate_segmenter writes to
-    results/segmenter/scores.json."""
+    evaluate_segmenter scores the run's own model: at 1024 px (masks at the store's size brought up as the format
+    says), Jaccard, Dice and contour distance per published and single object, pixel error, each case in the fold
+    where it is tested, against the run's store. Returns what evaluate_segmenter writes to
+    results/segmenter/scores.json (without the store's round trip)."""
     store_dir = _run_path(run, artefacts.STORE_JSRT)
-    index, reference = store.read_index(store_dir), store.open_array(store.find_masks(store_dir))
+    index, reference = store.read_index(store_dir), store.open_array(store.find_reference_masks(store_dir))
+    store_size = store.open_array(store.find_masks(store_dir)).shape[-1]
     split = pd.read_csv(_run_path(run, artefacts.SPLIT_SCR))
-    predicted = segmentation_scores.read_masks(predictions_npy, len(index), reference.shape[-1])
-    return segmentation_scores.score_masks(predicted, index, split, reference)[0]
+    predicted = segmentation_scores.read_masks(predictions_npy, len(index), store_size)
+    return segmentation_scores.score_masks(predicted, index, split, reference, store_size)[0]
 
 
 def score_nodules(task_scores_csv: str | Path, candidates_csv: str | Path, run: str | Path = ".") -> dict[str, Any]:

@@ -21,9 +21,9 @@ from monai.losses import DiceLoss
 from cxrbench import artefacts, config, engine, matrix, seed_streams, store, training
 from cxrbench.fileio import write_json
 from cxrbench.models import networks
-from cxrbench.segmentation_scores import TEST_FOLDS
+from cxrbench.segmentation_scores import TEST_FOLDS, to_reference_size
 from cxrbench.splits import fold_rows
-from cxrbench.vocabulary import JSRT_MAX, OBJECTS
+from cxrbench.vocabulary import JSRT_MAX, OBJECTS, SCR_MASK_SIZE
 
 log = logging.getLogger(__name__)
 STORE, SPLIT = artefacts.STORE_JSRT, artefacts.SPLIT_SCR
@@ -90,27 +90,29 @@ def train(params: dict[str, Any], key: str, seed: int, out: Path,
 
 
 def segment(model, images, rows, norm, device, runtime, batch_size=8) -> np.ndarray:
-    """(n, k, S, S) bool masks: each object's sigmoid thresholded at 0.5."""
+    """(n, 1024, 1024) uint8 packed masks of `rows`, scored as the SCR benchmark scores: each object's sigmoid
+    probabilities brought up to the reference masks' 1024 px (segmentation_scores.to_reference_size), on the
+    device, then packed on the host a batch at a time."""
     def masks(x: torch.Tensor, _positions: slice) -> torch.Tensor:
-        return torch.sigmoid(model(x).float()) >= 0.5
+        return to_reference_size(torch.sigmoid(model(x).float())).cpu()
 
-    return engine.predict(model, images, rows, JSRT_MAX, norm, runtime, device, batch_size, forward=masks).numpy()
+    return np.concatenate([store.pack_masks(batch.numpy()) for batch in
+                           engine.predict_batches(model, images, rows, JSRT_MAX, norm, runtime, device, batch_size,
+                                                  forward=masks)])
 
 
 def segment_cases(model_dir: Path, runtime: dict[str, Any], seed: int) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Every case segmented by the model trained on the other fold (a folder `train` wrote): packed masks
-    (cases, S, S) uint8 in store order, with the store's index and the split."""
+    (cases, 1024, 1024) uint8 in store order, with the store's index and the split."""
     runtime = {**runtime, "compile": False}  # one pass per model: not worth compiling
     device = training.setup_torch(runtime, seed)
     model_cfg = json.loads((model_dir / artefacts.MODEL_CONFIG).read_text())
     index, split = store.read_index(STORE), pd.read_csv(SPLIT)
     images = store.open_array(store.find_images(STORE))
-    size = images.shape[-1]
-    predicted = np.zeros((images.shape[0], size, size), dtype=np.uint8)
+    predicted = np.zeros((images.shape[0], SCR_MASK_SIZE, SCR_MASK_SIZE), dtype=np.uint8)
     for test_fold, train_fold in TEST_FOLDS:
         model = networks.load_trained(model_cfg["network"], model_dir / f"train_fold{train_fold}.pt", runtime, device)
         norm = model_cfg["norm"][f"fold{train_fold}"]
         rows = fold_rows(index, split, test_fold)
-        pred = segment(model, images, rows, (norm["mean"], norm["std"]), device, runtime)
-        predicted[rows] = [store.pack_masks(p) for p in pred]
+        predicted[rows] = segment(model, images, rows, (norm["mean"], norm["std"]), device, runtime)
     return predicted, index, split

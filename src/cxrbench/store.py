@@ -28,6 +28,11 @@ def nodule_rois_path(store_dir: str | Path, size: int) -> Path:
     return Path(store_dir) / f"nodule_rois_{size}.npy"
 
 
+def reference_masks_path(store_dir: str | Path, size: int) -> Path:
+    """The SCR masks at their own size (1024 px), packed as masks_<S>.npy: what segmentations are scored against."""
+    return Path(store_dir) / f"reference_masks_{size}.npy"
+
+
 def _single(store_dir: str | Path, prefix: str) -> Path:
     """A store directory holds one resolution; find its array without the caller knowing the size."""
     found = sorted(Path(store_dir).glob(f"{prefix}_*.npy"))
@@ -46,6 +51,10 @@ def find_masks(store_dir: str | Path) -> Path:
 
 def find_nodule_rois(store_dir: str | Path) -> Path:
     return _single(store_dir, "nodule_rois")
+
+
+def find_reference_masks(store_dir: str | Path) -> Path:
+    return _single(store_dir, "reference_masks")
 
 
 def create(path: str | Path, shape: tuple[int, ...], dtype) -> np.memmap:
@@ -74,9 +83,9 @@ def read_index(store_dir: str | Path) -> pd.DataFrame:
 
 
 def pack_masks(masks: np.ndarray) -> np.ndarray:
-    """(k, H, W) bool with k <= 8 objects -> (H, W) uint8, bit i set where object i is present."""
-    weights = (1 << np.arange(masks.shape[0], dtype=np.uint8)).reshape(-1, 1, 1)
-    return (masks.astype(np.uint8) * weights).sum(axis=0, dtype=np.uint8)
+    """(..., k, H, W) bool with k <= 8 objects -> (..., H, W) uint8, bit i set where object i is present."""
+    weights = (1 << np.arange(masks.shape[-3], dtype=np.uint8)).reshape(-1, 1, 1)
+    return (masks.astype(np.uint8) * weights).sum(axis=-3, dtype=np.uint8)
 
 
 def unpack_masks(packed: np.ndarray, k: int) -> np.ndarray:

@@ -26,6 +26,11 @@ NIH_MAX = 255.0  # our NIH stores hold 8-bit pixels
 
 # SCR's five objects (they overlap: the clavicles lie over the lungs), in the masks' bit order of our stores.
 OBJECTS = ("right lung", "left lung", "heart", "right clavicle", "left clavicle")
+# The objects van Ginneken, Stegmann & Loog (2006) score, each the union of its masks: both lungs as one object
+# (the lung fields), both clavicles as one. We score these and the four single objects that are not one of them.
+PUBLISHED_OBJECTS = {"lung fields": ("right lung", "left lung"), "heart": ("heart",),
+                     "clavicles": ("right clavicle", "left clavicle")}
+SCORED_OBJECTS = (*PUBLISHED_OBJECTS, "right lung", "left lung", "right clavicle", "left clavicle")
 SCR_MASK_SIZE = 1024
 SCR_PIXEL_MM = 0.35
 

@@ -1,6 +1,7 @@
 """The SCR segmenter's leaderboard: every cell of its benchmark matrix (cxrbench.matrix) scored on the same 247
-(synthetic: all) cases in the two-fold protocol, each model's mean Jaccard per object as mean and standard
-deviation over its seeds, and every challenger compared with the baseline (model.segmenter) case by case.
+(synthetic: all) cases in the two-fold protocol, each model's mean Jaccard per published object (lung fields,
+heart, clavicles, at 1024 px as cxrbench.segmentation_scores scores them) as mean and standard deviation over its
+seeds, and every challenger compared with the baseline (model.segmenter) case by case.
 
 Per object (and for the mean over the objects): each case's Jaccard averaged over a model's seeds, the
 challenger's minus the baseline's; the mean of those differences with a percentile bootstrap interval over cases,
@@ -21,7 +22,7 @@ from scipy.stats import wilcoxon
 from cxrbench import matrix, seed_streams
 from cxrbench.leaderboard import MEAN, headline, leaderboard_table, require_cells, seed_spread, with_holm
 from cxrbench.metrics.roc import percentile_interval
-from cxrbench.vocabulary import OBJECTS
+from cxrbench.vocabulary import PUBLISHED_OBJECTS
 
 TASK, UNIT, MEASURE = "segmenter", "object", "jaccard"
 COMPARISON_COLUMNS = ["challenger", "object", "baseline_jaccard", "challenger_jaccard", "difference", "ci_low",
@@ -29,12 +30,14 @@ COMPARISON_COLUMNS = ["challenger", "object", "baseline_jaccard", "challenger_ja
 
 
 def read_cases(params: dict[str, Any], root: Path = Path(".")) -> pd.DataFrame:
-    """model, seed, case, object (the five, then MEAN), jaccard: every cell's per-case Jaccards."""
+    """model, seed, case, object (the published objects, then MEAN: their mean), jaccard: every cell's per-case
+    Jaccards."""
     cells = matrix.cells(params, TASK)
     require_cells(cells, root)
     frames = []
     for cell in cells:
         cases = pd.read_csv(root / cell.scored)[["case", "object", "jaccard"]]
+        cases = cases[cases["object"].isin(PUBLISHED_OBJECTS)]
         mean = cases.groupby("case", sort=False, as_index=False)["jaccard"].mean().assign(object=MEAN)
         frames.append(pd.concat([cases, mean], ignore_index=True).assign(model=cell.model, seed=cell.seed))
     return pd.concat(frames, ignore_index=True)
@@ -65,7 +68,7 @@ def comparisons(cases: pd.DataFrame, spread: pd.DataFrame, baseline: str, bootst
     stream = int(np.random.SeedSequence([seed, seed_streams.BOOTSTRAP_LEADERBOARD]).generate_state(1)[0])
     rows = []
     for model in [m for m in dict.fromkeys(cases["model"]) if m != baseline]:
-        for obj in [*OBJECTS, MEAN]:
+        for obj in [*PUBLISHED_OBJECTS, MEAN]:
             ours, theirs = by_case.loc[(model, obj)], by_case.loc[(baseline, obj)]
             differences = (ours - theirs.reindex(ours.index)).to_numpy()
             low, high, p = paired(differences, bootstrap["resamples"], bootstrap["alpha"], stream)

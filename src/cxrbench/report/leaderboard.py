@@ -15,7 +15,7 @@ from cxrbench.leaderboard import MEAN
 from cxrbench.nodules import FP_PER_IMAGE
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
-from cxrbench.vocabulary import LABELS, OBJECTS
+from cxrbench.vocabulary import LABELS, PUBLISHED_OBJECTS
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,10 @@ class Board:
 BOARDS = {
     "classifier": Board("classifier", "class", "auc", "AUC", LABELS, "test images",
                         "DeLong's test per class, a paired bootstrap over patients for the mean AUC, Holm-adjusted"),
-    "segmenter": Board("segmenter", "object", "jaccard", "Jaccard", OBJECTS, "cases (each tested by the model of the "
-                       "other fold)", "Wilcoxon's signed-rank test over cases per object and for the mean, Holm-adjusted"),
+    "segmenter": Board("segmenter", "object", "jaccard", "Jaccard", tuple(PUBLISHED_OBJECTS),
+                       "cases (each tested by the model of the other fold, scored at 1024 px)",
+                       "Wilcoxon's signed-rank test over cases per object and for the mean, Holm-adjusted",
+                       scored="the mean over the lung fields, the heart and the clavicles"),
     "nodule_classifier": Board("nodule_classifier", "task", "auc", "malignancy AUC", (), "nodule cases (each scored "
                                "out of fold)", "DeLong's test, Holm-adjusted", headline="malignancy",
                                scored="malignant vs benign"),

@@ -16,11 +16,9 @@ from cxrbench.report import leaderboard
 from cxrbench.report.comparison import OURS, Beside, Published, cell_text, comparison_table
 from cxrbench.report.document import Report
 from cxrbench.report.run import Run
-from cxrbench.vocabulary import OBJECTS
+from cxrbench.vocabulary import OBJECTS, PUBLISHED_OBJECTS, SCORED_OBJECTS
 
 SCR_SPLIT = "scr_folds"
-SCR_GROUPS = {"lungs": ("right lung", "left lung"), "heart": ("heart",),
-              "clavicles": ("right clavicle", "left clavicle")}
 
 
 def section(report: Report, run: Run) -> None:
@@ -31,29 +29,43 @@ def section(report: Report, run: Run) -> None:
     seg = run.json(artefacts.RESULTS_SEGMENTER / artefacts.SCORES)
     cases = run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv")
     published = load_published(task="scr_segmentation")
+    report.paragraph(resolution_text(seg))
     report.figure(jaccard_figure(cases, published),
-                  "Jaccard per test case (dots) for each object and for the groups of the published tables, "
-                  "with the published means (lines; dashed black: the human observer)", "scr-jaccard")
-    lungs = cases[cases["object"].str.endswith("lung")].groupby("case")["jaccard"].mean()
-    chosen = best_median_worst(lungs)
+                  "Jaccard per test case (dots) for each published object and each single one, with the published "
+                  "means (lines; dashed black: the human observer)", "scr-jaccard")
+    lung_fields = jaccard_by_case(cases)["lung fields"]
+    chosen = best_median_worst(lung_fields)
     row_of = dict(zip(run.jsrt_index["case"], run.jsrt_index["row"]))
     jsrt_store = run.path(artefacts.STORE_JSRT)
     report.figure(overlay_figure(store.open_array(store.find_images(jsrt_store)),
-                                 store.open_array(store.find_masks(jsrt_store)),
+                                 store.open_array(store.find_reference_masks(jsrt_store)),
                                  np.load(next(run.path(artefacts.RESULTS_SEGMENTER).glob("predictions_*.npy")),
                                          mmap_mode="r"),
                                  [row_of[case] for case in chosen.values()],
-                                 [f"{which}: {case}\nlung Jaccard {lungs[case]:.3f}"
+                                 [f"{which}: {case}\nlung fields Jaccard {lung_fields[case]:.3f}"
                                   for which, case in chosen.items()]),
-                  "Best, median and worst test cases by lung Jaccard (solid: reference, dashed: prediction)",
-                  "scr-cases")
-    report.table(segmenter_table(seg),
-                 f"Per object at {seg['size']} px ({seg['pixel_mm']} mm pixels), mean over test images")
-    report.paragraph(f"Pixel error over the five labels: {seg['overall']['pixel_error']['mean']:.4f} "
-                     f"(sd {seg['overall']['pixel_error']['sd'] or 0:.4f}).")
-    report.table(segmenter_comparison(cases, seg, published, run.synthetic,
-                                      run.network_name(artefacts.MODEL_SEGMENTER)),
-                 "Beside the published SCR results (lungs = mean of both lung fields per image)")
+                  "Best, median and worst test cases by the lung fields' Jaccard (solid: reference, dashed: "
+                  "prediction, both at 1024 px)", "scr-cases")
+    report.table(segmenter_comparison(seg, published, run.synthetic, run.network_name(artefacts.MODEL_SEGMENTER)),
+                 "Beside the published SCR results: each published object's Jaccard and mean contour distance (mean "
+                 "over test images, sd in brackets) and the pixel error over the five labels")
+    report.table(segmenter_table(seg), f"Per object at {seg['scored_size']} px ({seg['pixel_mm']} mm pixels), mean over "
+                 "test images, with the Jaccard of the store's own masks after the round trip (the cap)")
+
+
+def resolution_text(seg: dict) -> str:
+    """Where the scores come from and the cap the store's resolution implies, in words."""
+    cap = seg["round_trip"]
+    return (f"The networks segment the store's {seg['store_size']} px images; as the SCR benchmark scores, every "
+            f"case is scored at the reference masks' {seg['scored_size']} px ({seg['pixel_mm']} mm pixels) by "
+            f"{seg['interpolation']}. The store's own reference masks, taken to {seg['store_size']} px and back the "
+            "same way, reach a Jaccard of " + ", ".join(f"{cap[obj]:.3f} for the {obj}" for obj in PUBLISHED_OBJECTS)
+            + f": no model trained at {seg['store_size']} px can be expected to do better.")
+
+
+def jaccard_by_case(cases: pd.DataFrame) -> pd.DataFrame:
+    """Per case (rows) the Jaccard of each scored object, published objects first."""
+    return cases.pivot(index="case", columns="object", values="jaccard")[list(SCORED_OBJECTS)]
 
 
 def best_median_worst(scores: pd.Series) -> dict[str, str]:
@@ -67,18 +79,13 @@ def best_median_worst(scores: pd.Series) -> dict[str, str]:
     return chosen
 
 
-def group_jaccards(cases: pd.DataFrame) -> pd.DataFrame:
-    """Per case (rows) the Jaccard of each object and of each group of SCR_GROUPS (the mean of its objects)."""
-    per_object = cases.pivot(index="case", columns="object", values="jaccard")
-    groups = {group: per_object[list(objects)].mean(axis=1) for group, objects in SCR_GROUPS.items()}
-    return per_object[list(OBJECTS)].assign(**groups)
-
-
 def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame) -> Figure:
-    """A box plot of the per-case Jaccard of each object and group with the cases as dots, and the published
-    Jaccards of the groups as short lines over their box (dashed black: the human observer)."""
-    scores = group_jaccards(cases)
-    positions = {name: n + (n >= len(OBJECTS)) for n, name in enumerate(scores.columns)}  # a gap before the groups
+    """A box plot of the per-case Jaccard of each scored object with the cases as dots, and over each published
+    object's box the human observer's Jaccard (dashed black) and the best published method's, on the SCR folds
+    (`observer_and_best`)."""
+    scores = jaccard_by_case(cases)
+    # a gap after the published objects
+    positions = {name: n + (n >= len(PUBLISHED_OBJECTS)) for n, name in enumerate(scores.columns)}
     fig = Figure(figsize=(12, 4.3), layout="constrained")
     ax = fig.subplots()
     ax.boxplot([scores[name].dropna() for name in positions], positions=list(positions.values()), widths=0.6,
@@ -87,7 +94,7 @@ def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame) -> Figure:
     for name, x in positions.items():
         ax.scatter(x + jitter, scores[name], s=12, color="tab:blue", alpha=0.6, zorder=3,
                    label="ours, one dot per test case" if x == 0 else None)
-    rows = published[(published["metric"] == "jaccard") & published["label"].isin(positions)]
+    rows = observer_and_best(published)
     # the lines over one box side by side, so that close values stay apart
     slot = rows.groupby("label").cumcount().to_numpy()
     slots = rows.groupby("label")["label"].transform("size").to_numpy()
@@ -95,8 +102,6 @@ def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame) -> Figure:
     colours: dict[str, str] = {}
     for row, k, n in zip(rows.itertuples(index=False), slot, slots):
         paper = f"{row.source}, {row.method}" if cell_text(row.method) else row.source
-        if row.split != SCR_SPLIT:
-            paper += " (own protocol)"
         observer = row.method == "human observer"
         first = paper not in colours  # named once in the legend
         if first:
@@ -106,45 +111,75 @@ def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame) -> Figure:
                   linewidth=2.5, zorder=4, label=paper if first else None)
     ax.set_xticks(list(positions.values()), list(positions))
     ax.set(ylabel="Jaccard (intersection over union)", ylim=(0, 1.02),
-           title=f"SCR segmentation: Jaccard per test case ({len(scores)} cases); lungs, clavicles: mean of both")
+           title=f"SCR segmentation at 1024 px: Jaccard per test case ({len(scores)} cases); lung fields, clavicles: "
+                 "both as one object")
     ax.grid(axis="y", alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8)  # beside the axes: it hides no case
     return fig
 
 
+def observer_and_best(published: pd.DataFrame) -> pd.DataFrame:
+    """Per published object, the human observer's Jaccard and the best published method's (first of equals), both
+    on the SCR folds: what our Jaccard stands beside."""
+    jaccard = published[(published["metric"] == "jaccard") & (published["split"] == SCR_SPLIT)
+                        & published["label"].isin(PUBLISHED_OBJECTS)]
+    observer = jaccard["method"] == "human observer"
+    best = jaccard[~observer].sort_values("value", ascending=False, kind="stable").drop_duplicates("label")
+    return pd.concat([jaccard[observer], best]).sort_values("label", key=lambda s: s.map(list(PUBLISHED_OBJECTS).index),
+                                                            kind="stable")
+
+
 def segmenter_table(metrics: dict) -> pd.DataFrame:
     rows = []
-    for obj in OBJECTS:
+    for obj in SCORED_OBJECTS:
         m = metrics["overall"]["objects"][obj]
         rows.append({"object": obj, "Jaccard": m["jaccard"]["mean"], "Jaccard sd": m["jaccard"]["sd"],
                      "Dice": m["dice"]["mean"], "contour mm": m["contour_mm"]["mean"],
                      "cases missed": m["contour_mm"].get("missed", 0),
                      **{f"Jaccard test {f}": metrics["by_test_fold"][f]["objects"][obj]["jaccard"]["mean"]
-                        for f in sorted(metrics["by_test_fold"])}})
+                        for f in sorted(metrics["by_test_fold"])},
+                     "store's masks (cap)": metrics["round_trip"][obj]})
     return pd.DataFrame(rows).astype(float, errors="ignore")
 
 
-def segmenter_comparison(cases: pd.DataFrame, metrics: dict, published: pd.DataFrame, synthetic: bool,
-                         network: str) -> pd.DataFrame:
-    """Jaccard per object group and pixel error (mean over images) beside the published SCR rows."""
+MEASURES = {"jaccard": "Jaccard", "mean_contour_distance_mm": "contour mm", "pixel_error": "pixel error"}
+
+
+def segmenter_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool, network: str) -> pd.DataFrame:
+    """Each published object's Jaccard and mean contour distance and the pixel error (mean over images, the sd in
+    brackets), ours first, then every published row: one row per method, a column per measure and object."""
+    def cell(mean: float | None, sd: float | None) -> str:
+        if mean is None or pd.isna(mean):
+            return "–"
+        return f"{mean:.3f}" + ("" if sd is None or pd.isna(sd) else f" ({sd:.3f})")
+
+    overall = metrics["overall"]
     ours = {"source": OURS, "method": network, "split": SCR_SPLIT}
-    for group, objects in SCR_GROUPS.items():
-        ours[f"Jaccard {group}"] = cases[cases["object"].isin(objects)].groupby("case")["jaccard"].mean().mean()
-    ours["pixel error"] = metrics["overall"]["pixel_error"]["mean"]
-    papers = []
-    for _, row in published.iterrows():
-        column = {"jaccard": f"Jaccard {row['label']}", "pixel_error": "pixel error"}.get(row["metric"])
-        if column:
-            papers.append(Published({"source": row["source"], "method": row["method"], "split": row["split"],
-                                     column: row["value"]}))
-    return comparison_table([Beside([ours], papers)], [*ours, "comparable"], our_split=SCR_SPLIT, synthetic=synthetic)
+    for obj in PUBLISHED_OBJECTS:
+        for measure, key in (("jaccard", "jaccard"), ("mean_contour_distance_mm", "contour_mm")):
+            m = overall["objects"][obj][key]
+            ours[f"{MEASURES[measure]} {obj}"] = cell(m["mean"], m["sd"])
+    ours["pixel error"] = cell(overall["pixel_error"]["mean"], overall["pixel_error"]["sd"])
+    columns = list(ours)
+    papers: dict[tuple, dict] = {}  # one row per (source, method, split): its measures side by side
+    for row in published[published["metric"].isin(MEASURES)].itertuples(index=False):
+        column = "pixel error" if row.metric == "pixel_error" else f"{MEASURES[row.metric]} {row.label}"
+        key = (row.source, cell_text(row.method), row.split, row.marker)
+        papers.setdefault(key, {"source": f"{row.source} [{row.marker}]", "method": cell_text(row.method),
+                                "split": row.split})[column] = cell(row.value, row.sd)
+    table = comparison_table([Beside([ours], [Published(row) for row in papers.values()])], [*columns, "comparable"],
+                             our_split=SCR_SPLIT, synthetic=synthetic)
+    return table.fillna("")
 
 
 def overlay_figure(images: np.ndarray, masks: np.ndarray, predictions: np.ndarray, rows: list[int], titles: list[str]):
+    """The store's images of `rows` with the packed reference masks and predictions (both at 1024 px) as contours
+    over them: the image is stretched over the masks' grid (both cover the same field of view)."""
+    size = masks.shape[-1]
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 3.8), layout="constrained")
     colours = plt.cm.tab10(np.arange(len(OBJECTS)))
     for ax, row, title in zip(np.atleast_1d(axes), rows, titles):
-        ax.imshow(images[row], cmap="gray")
+        ax.imshow(images[row], cmap="gray", extent=(-0.5, size - 0.5, size - 0.5, -0.5))
         truth, pred = store.unpack_masks(masks[row], len(OBJECTS)), store.unpack_masks(predictions[row], len(OBJECTS))
         for k in range(len(OBJECTS)):
             ax.contour(truth[k], levels=[0.5], colors=[colours[k]], linewidths=1)

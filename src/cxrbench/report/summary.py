@@ -27,8 +27,8 @@ from cxrbench.report.localisation import LOCALISATION_SPLIT
 from cxrbench.report.nodules import NODULE_SPLIT
 from cxrbench.report.provenance import code_version
 from cxrbench.report.run import Run
-from cxrbench.report.segmentation import SCR_GROUPS, SCR_SPLIT, group_jaccards
-from cxrbench.vocabulary import BOX_LABELS
+from cxrbench.report.segmentation import SCR_SPLIT, jaccard_by_case
+from cxrbench.vocabulary import BOX_LABELS, PUBLISHED_OBJECTS
 
 COLUMNS = ["task", "measure", "ours", "95% CI", "best published (same measure)", "human readers", "comparable"]
 HEADLINE_IOBB = 0.5  # the T(IoBB) of the localisation headline: Wang et al.'s middle threshold
@@ -133,24 +133,23 @@ def google_expert_labels(run: Run) -> list[Headline]:
 
 
 def scr_segmentation(run: Run) -> list[Headline]:
-    per_group = group_jaccards(run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv"))
+    per_case = jaccard_by_case(run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv"))
     rows = published.load(task="scr_segmentation")
     headlines = []
-    for group in SCR_GROUPS:
-        per_case = per_group[group]
-        half_width = 1.96 * per_case.std(ddof=1) / np.sqrt(len(per_case)) if len(per_case) > 1 else None
-        interval = "–" if half_width is None else _interval(per_case.mean() - half_width, per_case.mean() + half_width,
-                                                             f"normal approximation over {len(per_case)} cases")
-        jaccard = rows[(rows["metric"] == "jaccard") & (rows["label"] == group)]
+    for obj in PUBLISHED_OBJECTS:
+        jaccards = per_case[obj]
+        half_width = 1.96 * jaccards.std(ddof=1) / np.sqrt(len(jaccards)) if len(jaccards) > 1 else None
+        interval = "–" if half_width is None else _interval(jaccards.mean() - half_width, jaccards.mean() + half_width,
+                                                             f"normal approximation over {len(jaccards)} cases")
+        jaccard = rows[(rows["metric"] == "jaccard") & (rows["label"] == obj)]
         human = jaccard["method"] == "human observer"
         text, comparable = best_published(jaccard[~human], SCR_SPLIT, run.synthetic)
         observer = jaccard[human & (jaccard["split"] == SCR_SPLIT)]
         readers = (f"{observer.iloc[0]['value']:.3f}: human observer, {observer.iloc[0]['source']} "
                    f"[{observer.iloc[0]['marker']}]" if len(observer) else "–")
-        what = "mean of both lungs per image" if group == "lungs" else (
-            "mean of both clavicles per image" if group == "clavicles" else "per image")
-        headlines.append(Headline("SCR segmentation", f"Jaccard, {group} ({what}), two folds", float(per_case.mean()),
-                                  interval, text, readers, comparable))
+        what = "both as one object, " if len(PUBLISHED_OBJECTS[obj]) > 1 else ""
+        headlines.append(Headline("SCR segmentation", f"Jaccard, {obj} ({what}at 1024 px), two folds",
+                                  float(jaccards.mean()), interval, text, readers, comparable))
     return headlines
 
 

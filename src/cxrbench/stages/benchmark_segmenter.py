@@ -2,7 +2,7 @@
 `python -m cxrbench.stages.benchmark_segmenter +instance.model=<model> +instance.seed=<seed>` (dvc.yaml holds one
 such stage per cell, benchmark_segmenter-<model>-seed<seed>). Trains the model's network with that seed on each
 SCR fold by the recipe of cxrbench.scr_segmenter, segments every case with the model of the other fold and scores
-it as evaluate_segmenter does (cxrbench.segmentation_scores).
+it as evaluate_segmenter does (cxrbench.segmentation_scores: at 1024 px, the published and the single objects).
 
 Writes models/benchmark/segmenter/<model>-seed<seed>/: train_fold1.pt, train_fold2.pt and config.json (as
 models/segmenter/), history.csv (per epoch, each fold's training loss), cases.csv (per case and object: Jaccard,
@@ -34,7 +34,9 @@ def run(params: dict[str, Any]) -> None:
         history.insert(0, "epoch", range(1, len(history) + 1))
         history.round(6).to_csv(folder / matrix.HISTORY, index=False, lineterminator="\n")
         predicted, index, split = scr_segmenter.segment_cases(folder, params["train"]["runtime"], cell.seed)
-        metrics, cases = score_masks(predicted, index, split, store.open_array(store.find_masks(artefacts.STORE_JSRT)))
+        metrics, cases = score_masks(predicted, index, split,
+                                     store.open_array(store.find_reference_masks(artefacts.STORE_JSRT)),
+                                     store.open_array(store.find_images(artefacts.STORE_JSRT)).shape[-1])
         cases.to_csv(folder / matrix.SCORED[TASK], index=False, lineterminator="\n")
         write_json(folder / artefacts.SCORES, metrics)
     for checkpoint in checkpoints:

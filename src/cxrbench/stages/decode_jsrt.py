@@ -1,9 +1,11 @@
 """Stage decode_jsrt: JSRT images (raw or DICOM) -> inverted, resampled uint16 store; SCR masks -> aligned label store.
 
 Writes data/store/jsrt/ with images_<S>.npy (n, S, S) uint16 in display convention (4095 - raw, 12-bit),
-masks_<S>.npy (n, S, S) uint8 with bit i = scr.OBJECTS[i], nodule_rois_<R>.npy (n, R, R) uint16 and index.csv
-(one row per case: JSRT metadata plus SCR fold). Both grids cover the same field of view (2048 px at 0.175 mm;
-1024 px at 0.35 mm), so area resampling to S x S aligns them.
+masks_<S>.npy (n, S, S) uint8 with bit i = scr.OBJECTS[i] (what the networks learn from),
+reference_masks_1024.npy (the same at the masks' own 1024 px: what segmentations are scored against, as the SCR
+benchmark scores them), nodule_rois_<R>.npy (n, R, R) uint16 and index.csv (one row per case: JSRT metadata plus
+SCR fold). Both grids cover the same field of view (2048 px at 0.175 mm; 1024 px at 0.35 mm), so area resampling
+to S x S aligns them.
 
 Nodule regions of interest: the malignancy classifier needs the nodule's margin and texture, which the
 whole-image store loses (at 128 px a 20 mm nodule is 7 pixels). So each nodule gets an R x R crop of the
@@ -25,6 +27,7 @@ from cxrbench import artefacts, store
 from cxrbench.datasets import jsrt, scr
 from cxrbench.fileio import atomic_path
 from cxrbench.stages._app import run_stage
+from cxrbench.vocabulary import SCR_MASK_SIZE
 
 log = logging.getLogger(__name__)
 STORE = artefacts.STORE_JSRT
@@ -69,17 +72,20 @@ def decode(params: dict[str, Any]) -> None:
     with atomic_path(STORE, is_dir=True) as out:
         images = store.create(store.images_path(out, size), (len(cases), size, size), np.uint16)
         masks = store.create(store.masks_path(out, size), (len(cases), size, size), np.uint8)
+        reference = store.create(store.reference_masks_path(out, SCR_MASK_SIZE),
+                                 (len(cases), SCR_MASK_SIZE, SCR_MASK_SIZE), np.uint8)
         rois = store.create(store.nodule_rois_path(out, roi_cfg["size"]), (len(cases), roi_cfg["size"],
                                                                             roi_cfg["size"]), np.uint16)
         for row, record in enumerate(tqdm(metadata.itertuples(), total=len(cases), desc="decode_jsrt", unit="case")):
             display = jsrt.read_image(files[record.case])
             images[row] = resample_image(display, size)
-            masks[row] = store.pack_masks(resample_masks(scr.read_case_masks(artefacts.RAW["scr"], record.case), size))
+            case_masks = scr.read_case_masks(artefacts.RAW["scr"], record.case)
+            masks[row] = store.pack_masks(resample_masks(case_masks, size))
+            reference[row] = store.pack_masks(case_masks)
             rois[row] = nodule_roi(display, record.x, record.y, roi_cfg["size"], factor) if record.nodule else 0
-        images.flush()
-        masks.flush()
-        rois.flush()
-        del images, masks, rois
+        for array in (images, masks, reference, rois):
+            array.flush()
+        del images, masks, reference, rois, array
         index = metadata.assign(fold=[scr.fold_of(c) for c in cases], row=np.arange(len(cases)))
         store.write_index(out, index)
 
