@@ -68,20 +68,27 @@ def test_snakemake_leaves_dvc_up_to_date(tiny_run, snakemake_repo):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
 
 
-def test_every_dvc_metrics_file_holds_headline_numbers_only(tiny_run):
-    """What `dvc metrics show` and `dvc exp show` compare: tens of numbers per stage, never hundreds; the detail is
-    in the results folders the report reads."""
+def test_dvc_metrics_show_fits_a_terminal_and_each_stage_keeps_its_own_headline(tiny_run):
+    """What `dvc metrics show` and `dvc exp show` compare is the report's summary, one figure per task under a short
+    name: one table row that fits a wide terminal. Each stage's own metrics file (an output) holds tens of numbers,
+    never hundreds, and shows by path; the detail is in the results folders the report reads."""
     def leaves(value) -> int:
         if isinstance(value, dict):
             return sum(map(leaves, value.values()))
         return sum(map(leaves, value)) if isinstance(value, list) else 1
 
     stages = yaml.safe_load((tiny_run / "dvc.yaml").read_text())["stages"]
-    files = [next(iter(entry)) if isinstance(entry, dict) else entry
-             for stage in stages.values() for entry in stage.get("metrics", [])]
-    counts = {path: leaves(json.loads((tiny_run / path).read_text())) for path in files}
-    assert len(counts) >= 14 and max(counts.values()) <= 25, counts
-    assert sum(counts.values()) <= 200, counts
+    declared = [next(iter(entry)) if isinstance(entry, dict) else entry
+                for stage in stages.values() for entry in stage.get("metrics", [])]
+    assert declared == ["metrics/summary.json"]
+    summary = json.loads((tiny_run / "metrics/summary.json").read_text())
+    assert summary["scr"].keys() == {"lung_fields", "heart", "clavicles"} and leaves(summary) == 9, summary
+    shown = run([str(BIN / "dvc"), "metrics", "show"], tiny_run).stdout
+    assert "scr.lung_fields" in shown and max(map(len, shown.splitlines())) <= 170, shown
+    own = sorted((tiny_run / "metrics").glob("*.json")) + sorted((tiny_run / "dvclive").glob("*/metrics.json"))
+    counts = {str(path.relative_to(tiny_run)): leaves(json.loads(path.read_text())) for path in own}
+    assert len(counts) >= 15 and max(counts.values()) <= 25, counts
+    assert "jaccard.lung fields" in run([str(BIN / "dvc"), "metrics", "show", "metrics/segmenter.json"], tiny_run).stdout
 
 
 def test_both_runners_give_the_same_bytes(tiny_run, dvc_repo):

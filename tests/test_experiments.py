@@ -1,7 +1,7 @@
 """DVC experiments on the tiny configuration, in a temporary copy of the repository: `dvc exp run -S ...` with
 Hydra overrides recomposes params.yaml from configs/ (DVC's Hydra integration) and records each experiment;
-`dvc exp show` lists them with their parameters and metrics; `dvc metrics diff` and `dvc plots diff` compare
-two of them."""
+`dvc exp show` lists them with their parameters and metrics (the report's summary, metrics/summary.json);
+`dvc metrics diff` and `dvc plots diff` compare two of them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from helpers.pipeline import BIN, GIT_IDENTITY, copy_run, run
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DVC = str(BIN / "dvc")
 EPOCHS = {"one-epoch": 1, "two-epochs": 2}  # experiment name -> train.classifier.epochs
-CLASSIFIER_METRICS, LIVE_METRICS = "metrics/classifier.json", "dvclive/classifier/metrics.json"
+SUMMARY, LIVE_METRICS = "metrics/summary.json", "dvclive/classifier/metrics.json"
 
 
 def overrides(epochs: int) -> list[str]:
@@ -68,10 +68,22 @@ def test_exp_show_lists_both_experiments_with_params_and_metrics(repo, shown):
         # an experiment commit that lacks a metrics file shows up here as an error (e.g. the file is git-ignored)
         assert not [entry["error"] for entry in data["metrics"].values() if entry.get("error")], data["metrics"]
         metrics = {path: entry["data"] for path, entry in data["metrics"].items()}
-        assert 0.0 <= metrics[CLASSIFIER_METRICS]["mean_auc"] <= 1.0, metrics[CLASSIFIER_METRICS]
-        assert 0.0 <= metrics["metrics/segmenter.json"]["jaccard"]["heart"] <= 1.0
-        # dvclive counts epochs from step 0: the override really changed the training run
-        assert metrics[LIVE_METRICS]["step"] == epochs - 1, metrics[LIVE_METRICS]
+        assert list(metrics) == [SUMMARY]
+        assert 0.0 <= metrics[SUMMARY]["nih"]["mean_auc"] <= 1.0, metrics[SUMMARY]
+        assert 0.0 <= metrics[SUMMARY]["scr"]["heart"] <= 1.0
+        # dvclive counts epochs from step 0: the override really changed the training run (its metrics file is an
+        # output in git, beside the experiment's params)
+        live = json.loads(run(["git", "show", f"{shown[name]['rev']}:{LIVE_METRICS}"], repo).stdout)
+        assert live["step"] == epochs - 1, live
+
+
+def test_exp_show_of_what_changed_fits_a_terminal(repo):
+    """`dvc exp show --only-changed --drop '.*/.*'` (the README's): the parameters and summary figures that differ,
+    without the hashes of the data and code (paths: DVC matches the whole column name)."""
+    header = run([DVC, "exp", "show", "--no-pager", "--csv", "--only-changed", "--drop", ".*/.*"], repo).stdout
+    columns = header.splitlines()[0].split(",")
+    assert "train.classifier.epochs" in columns and "nih.mean_auc" in columns, columns
+    assert not [column for column in columns if "/" in column] and len(columns) <= 15, columns
 
 
 def test_each_experiment_params_yaml_is_the_hydra_composition(repo, shown):
@@ -84,12 +96,10 @@ def test_each_experiment_params_yaml_is_the_hydra_composition(repo, shown):
 def test_metrics_diff_compares_two_experiments(repo):
     names = list(EPOCHS)
     diff = json.loads(run([DVC, "metrics", "diff", *names, "--all", "--json"], repo).stdout)
-    assert {CLASSIFIER_METRICS, LIVE_METRICS, "metrics/segmenter.json"} <= diff.keys(), sorted(diff)
-    assert "mean_auc" in diff[CLASSIFIER_METRICS]
-    assert {"train.loss", "val.loss", "val.mean_auc"} <= diff[LIVE_METRICS].keys(), sorted(diff[LIVE_METRICS])
-    assert diff[LIVE_METRICS]["step"] == {"old": EPOCHS[names[0]] - 1, "new": EPOCHS[names[1]] - 1, "diff": 1}
-    table = run([DVC, "metrics", "diff", *names], repo).stdout  # the human view: changed metrics only
-    assert "step" in table and names[0] in table and names[1] in table
+    assert diff.keys() == {SUMMARY}, sorted(diff)
+    assert {"nih.mean_auc", "scr.lung_fields", "jsrt.malig_auc"} <= diff[SUMMARY].keys(), sorted(diff[SUMMARY])
+    table = run([DVC, "metrics", "diff", *names, "--all"], repo).stdout  # the human view
+    assert "nih.mean_auc" in table and names[0] in table and names[1] in table
 
 
 def test_plots_diff_compares_two_experiments(repo, tmp_path):

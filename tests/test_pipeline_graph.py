@@ -103,7 +103,7 @@ def test_rule_matches_stage(snakemake_rules, stage):
 
 
 def test_all_targets_the_report(snakemake_rules):
-    assert sorted(map(str, snakemake_rules["all"].input)) == sorted(_paths(DVC_STAGES["write_report"]["outs"]))
+    assert sorted(map(str, snakemake_rules["all"].input)) == sorted(config.stage_outputs(DVC_STAGES["write_report"]))
 
 
 def test_every_artefact_is_named_once_in_cxrbench_artefacts():

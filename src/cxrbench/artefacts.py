@@ -29,9 +29,11 @@ LIVE_CLASSIFIER, LIVE_SEGMENTER, LIVE_NODULES = Path("dvclive/classifier"), Path
 LIVE_OUTPUTS = ("metrics.json", "plots/metrics")
 
 RESULTS_DATASETS = _RESULTS / "datasets"
-# Each DVC metrics file keeps the headline numbers (what `dvc metrics show` and `dvc exp show` compare); the full
-# figures behind it (per class, per threshold, per group, per fold) are a file of this name in the stage's results
-# folder, which the report reads: results/classifier/auc.json, results/classifier/subgroups.json, results/*/scores.json
+# The one DVC metrics file, metrics/summary.json (write_report), holds the report's headline figures: what
+# `dvc metrics show` and `dvc exp show` compare. Each stage's metrics/*.json (an output) keeps its own headline
+# numbers; the full figures behind them (per class, per threshold, per group, per fold) are a file of this name in
+# the stage's results folder, which the report reads: results/classifier/auc.json, results/classifier/subgroups.json,
+# results/*/scores.json
 SCORES, CLASSIFIER_AUC, SUBGROUPS = "scores.json", "auc.json", "subgroups.json"
 RESULTS_CLASSIFIER, RESULTS_SEGMENTER, RESULTS_NODULES = _RESULTS / "classifier", _RESULTS / "segmenter", _RESULTS / "nodules"
 RESULTS_LOCALISATION, RESULTS_EXPERT_LABELS = _RESULTS / "localisation", _RESULTS / "expert_labels"
@@ -39,6 +41,7 @@ RESULTS_LABEL_QUALITY, METRICS_LABEL_QUALITY = _RESULTS / "label_quality", _METR
 REPORT_HTML, REPORT_MD = _RESULTS / "report.html", _RESULTS / "report.md"
 REPORT_FIGURES = _RESULTS / "figures"  # the report's figures as PNG files, linked from report.md
 
+METRICS_SUMMARY = _METRICS / "summary.json"
 METRICS_DATASETS, METRICS_CLASSIFIER = _METRICS / "datasets.json", _METRICS / "classifier.json"
 METRICS_SEGMENTER, METRICS_NODULES = _METRICS / "segmenter.json", _METRICS / "nodules.json"
 METRICS_LOCALISATION, METRICS_EXPERT_LABELS = _METRICS / "localisation.json", _METRICS / "expert_labels.json"

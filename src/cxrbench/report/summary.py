@@ -37,6 +37,7 @@ HEADLINE_FP_PER_IMAGE = 2  # FROC sensitivity at 2 false positives per image: th
 
 @dataclass
 class Headline:
+    key: str  # its name in metrics/summary.json, "<dataset>.<measure>", short: DVC's tables put them side by side
     task: str
     measure: str
     ours: float | None
@@ -71,7 +72,7 @@ def nih_classification(run: Run) -> list[Headline]:
     rows = published.load(task="nih_classification")
     text, comparable = best_published(rows[(rows["label"] == MEAN_LABEL) & (rows["metric"] == "roc_auc")], split,
                                       run.synthetic)
-    return [Headline("NIH ChestX-ray14 classification", f"mean ROC AUC of the 14 findings, {metrics['test_images']} "
+    return [Headline("nih.mean_auc", "NIH ChestX-ray14 classification", f"mean ROC AUC of the 14 findings, {metrics['test_images']} "
                      f"test images, split {split}", metrics["mean_auc"],
                      _interval(*metrics["mean_auc_ci"], f"bootstrap over {metrics['bootstrap']['unit']}s"), text,
                      "no reader study for the 14 labels", comparable)]
@@ -83,7 +84,7 @@ def nih_localisation(run: Run) -> list[Headline]:
     scored = [label for label in BOX_LABELS if metrics["per_class"][label]["boxes"]]
     measure = f"accuracy at T(IoBB) {key}, mean over the {len(scored)} box classes with test boxes"
     if not scored or HEADLINE_IOBB not in metrics["thresholds"]["iobb"]:
-        return [Headline("Weakly supervised localisation", measure, None, "–", "–", "–",
+        return [Headline("nih.loc_acc", "Weakly supervised localisation", measure, None, "–", "–", "–",
                          "no: no test image has a box" if not scored else f"no: T(IoBB) {key} not scored")]
     ours = float(np.mean([metrics["per_class"][label]["iobb"][key]["accuracy"] for label in scored]))
     rows = published.load(task="nih_localisation")
@@ -96,12 +97,12 @@ def nih_localisation(run: Run) -> list[Headline]:
     left_out = metrics["left_out_outside_split"]["boxes"]
     text, comparable = best_published(means, LOCALISATION_SPLIT, run.synthetic,
                                       caveat=f"{left_out} boxes outside our split" if left_out else "")
-    return [Headline("Weakly supervised localisation", measure, ours, "–", text, "–", comparable)]
+    return [Headline("nih.loc_acc", "Weakly supervised localisation", measure, ours, "–", text, "–", comparable)]
 
 
 def external_validation(run: Run) -> list[Headline]:
     metrics = run.json(artefacts.METRICS_EXTERNAL)
-    return [Headline("External validation (NIH classifier on JSRT)", f"ROC AUC nodule vs no nodule by "
+    return [Headline("nih.jsrt_auc", "External validation (NIH classifier on JSRT)", f"ROC AUC nodule vs no nodule by "
                      f"{metrics['score']}, {metrics['cases']} JSRT cases", metrics["auc"],
                      _interval(metrics["ci_low"], metrics["ci_high"], "bootstrap over cases"), "none published",
                      "–", "no published figure")]
@@ -124,9 +125,9 @@ def google_expert_labels(run: Run) -> list[Headline]:
         reader_text = (f"sensitivity {readers.loc['sensitivity', 'value']:.3f}, specificity "
                        f"{readers.loc['specificity', 'value']:.3f}: {first['source']} [{first['marker']}]")
     if not result["available"]:
-        return [Headline("Google expert labels", "Pneumothorax ROC AUC, adjudicated four-findings set", None,
+        return [Headline("google.ptx_auc", "Google expert labels", "Pneumothorax ROC AUC, adjudicated four-findings set", None,
                          result["reason"], text, reader_text, comparable)]
-    return [Headline("Google expert labels", f"Pneumothorax ROC AUC, adjudicated four-findings set "
+    return [Headline("google.ptx_auc", "Google expert labels", f"Pneumothorax ROC AUC, adjudicated four-findings set "
                      f"({result['images']} images, {result['positives']} positive)", result["auc"],
                      _interval(result["ci_low"], result["ci_high"], "bootstrap over patients"), text, reader_text,
                      comparable)]
@@ -148,7 +149,7 @@ def scr_segmentation(run: Run) -> list[Headline]:
         readers = (f"{observer.iloc[0]['value']:.3f}: human observer, {observer.iloc[0]['source']} "
                    f"[{observer.iloc[0]['marker']}]" if len(observer) else "–")
         what = "both as one object, " if len(PUBLISHED_OBJECTS[obj]) > 1 else ""
-        headlines.append(Headline("SCR segmentation", f"Jaccard, {obj} ({what}at 1024 px), two folds",
+        headlines.append(Headline(f"scr.{obj.replace(' ', '_')}", "SCR segmentation", f"Jaccard, {obj} ({what}at 1024 px), two folds",
                                   float(jaccards.mean()), interval, text, readers, comparable))
     return headlines
 
@@ -163,10 +164,10 @@ def jsrt_nodules(run: Run) -> list[Headline]:
     readers = (f"about {observers.iloc[0]['value']:.2f} of nodules at >= 50% confidence: {observers.iloc[0]['source']}, "
                f"{observers.iloc[0]['method']} [{observers.iloc[0]['marker']}]" if len(observers) else "–")
     ours = froc.get(str(HEADLINE_FP_PER_IMAGE))
-    headlines = [Headline("JSRT nodule detection", f"FROC sensitivity at {HEADLINE_FP_PER_IMAGE} FP/image, all "
+    headlines = [Headline(f"jsrt.froc_{HEADLINE_FP_PER_IMAGE}fp", "JSRT nodule detection", f"FROC sensitivity at {HEADLINE_FP_PER_IMAGE} FP/image, all "
                           f"{metrics['nodules']} nodules, out of fold", ours, "–", text, readers, comparable)]
     malignancy = metrics["classification"]["malignancy"]
-    headlines.append(Headline("JSRT malignancy", f"ROC AUC malignant vs benign, {malignancy['cases']} nodules, "
+    headlines.append(Headline("jsrt.malig_auc", "JSRT malignancy", f"ROC AUC malignant vs benign, {malignancy['cases']} nodules, "
                               "out of fold", malignancy["auc"],
                               _interval(malignancy["ci_low"], malignancy["ci_high"], "bootstrap over cases"),
                               "none published", "–", "no published figure"))
@@ -230,7 +231,21 @@ def facts(run: Run) -> list[tuple[str, str]]:
                                                      "params.yaml, in full under Provenance)")]
 
 
+def headlines(run: Run) -> list[Headline]:
+    return [headline for task in tasks(run.datasets) for headline in task(run)]
+
+
 def section(report: Report, run: Run) -> None:
-    headlines = [headline for task in tasks(run.datasets) for headline in task(run)]
-    report.summary(pd.DataFrame([headline.row() for headline in headlines], columns=COLUMNS), facts(run))
+    report.summary(pd.DataFrame([headline.row() for headline in headlines(run)], columns=COLUMNS), facts(run))
+
+
+def headline_metrics(run: Run) -> dict[str, dict[str, float | None]]:
+    """metrics/summary.json, the run's one DVC metrics file: the summary table's figures under short names,
+    grouped by dataset ({"nih": {"mean_auc": ...}, "scr": {"lung_fields": ...}}): a handful of columns, so that
+    `dvc metrics show` and `dvc exp show` fit a terminal. Each stage's own figures stay in its metrics/*.json."""
+    grouped: dict[str, dict[str, float | None]] = {}
+    for headline in headlines(run):
+        group, name = headline.key.split(".", 1)
+        grouped.setdefault(group, {})[name] = None if headline.ours is None else round(float(headline.ours), 6)
+    return grouped
 

@@ -3,7 +3,8 @@
 On top the summary: per task our headline figure beside the best published and the human readers' figures, and
 what the run was made of; then per task its figures (ROC, FROC, forest and box plots, examples) with the tables
 folded under them, then training curves, the datasets and their splits, and the parameters and input hashes that
-produced them. The sections live in cxrbench.report; this stage chooses them.
+produced them. The sections live in cxrbench.report; this stage chooses them. The summary's figures also go to
+metrics/summary.json, the run's one DVC metrics file (what `dvc metrics show` and `dvc exp show` compare).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cxrbench import artefacts
-from cxrbench.fileio import atomic_path, write_text
+from cxrbench.fileio import atomic_path, write_json, write_text
 from cxrbench.report import (
     classification,
     datasets,
@@ -59,6 +60,7 @@ def write(params: dict[str, Any]) -> None:
             (figures / name).write_bytes(png)
     write_text(artefacts.REPORT_HTML, report.html())
     write_text(artefacts.REPORT_MD, report.markdown())
+    write_json(artefacts.METRICS_SUMMARY, summary.headline_metrics(run))
     log.info("wrote %s, %s and %d figures in %s", artefacts.REPORT_HTML, artefacts.REPORT_MD, len(report.figures),
              artefacts.REPORT_FIGURES)
 
