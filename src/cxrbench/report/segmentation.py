@@ -1,6 +1,7 @@
-"""Section SCR segmentation: the Jaccard of every test case beside the published SCR results, the best, median and
-worst test cases, then the per-object overlap and the comparison tables (results/segmenter/scores.json,
-results/segmenter/)."""
+"""Section SCR segmentation: the segmenter's leaderboard, the resolution the scores are at and the cap the store puts
+on them, the Jaccard of every test case beside the human observer and the best published method, the best, median
+and worst test cases, then the comparison with every published row and the per-object table
+(results/segmenter/scores.json, results/segmenter/)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def section(report: Report, run: Run) -> None:
     report.paragraph(resolution_text(seg))
     report.figure(jaccard_figure(cases, published),
                   "Jaccard per test case (dots) for each published object and each single one, with the published "
-                  "means (lines; dashed black: the human observer)", "scr-jaccard")
+                  "means of the human observer (dashed black) and the best published method (lines)", "scr-jaccard")
     lung_fields = jaccard_by_case(cases)["lung fields"]
     chosen = best_median_worst(lung_fields)
     row_of = dict(zip(run.jsrt_index["case"], run.jsrt_index["row"]))
