@@ -66,7 +66,9 @@ def test_predictions_that_miss_or_add_images_are_refused_naming_them(tiny_run, t
 
 def test_our_own_masks_score_to_our_own_metrics_packed_or_not(tiny_run, tmp_path):
     ours = json.loads((tiny_run / "results/segmenter/scores.json").read_text())
-    round_trip = ours.pop("round_trip")  # evaluate_segmenter's own addition: the store's cap
+    # evaluate_segmenter's own additions: the store's cap and the second observer's scores
+    round_trip = ours.pop("round_trip")
+    assert ours.pop("second_observer")["objects"].keys() == ours["overall"]["objects"].keys()
     packed = next((tiny_run / "results/segmenter").glob("predictions_*.npy"))
     assert api.score_segmenter(packed, tiny_run) == ours
     unpacked = store.unpack_masks(np.load(packed), len(OBJECTS)).astype(np.uint8)

@@ -59,9 +59,12 @@ def test_killed_training_resumes_to_the_same_bytes(repo):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (repo / "models" / "classifier").exists(), "a killed run leaves no output that looks complete"
+    # tiny epochs take about a second: on a busy machine the next one may end between the look and the kill
+    killed_after = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert killed_after in (1, 2), killed_after
 
     resumed = run(train_command(), repo)
-    assert "resuming from checkpoints/train_classifier.pt after epoch 1" in resumed.stderr
+    assert f"resuming from checkpoints/train_classifier.pt after epoch {killed_after}" in resumed.stderr
     assert digest(repo) == uninterrupted
 
 

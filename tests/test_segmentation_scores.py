@@ -119,3 +119,18 @@ def test_the_store_size_caps_the_clavicles_and_512_px_lifts_the_cap(tiny_run):
     assert round(caps[128]["clavicles"], 2) == 0.88 and round(caps[512]["clavicles"], 2) == 0.96
     assert min(caps[128][obj] for obj in ("lung fields", "heart")) > 0.975
     assert min(caps[512][obj] for obj in ("lung fields", "heart")) > 0.99
+
+
+def test_the_second_observer_is_scored_as_any_outside_masks_are(tiny_run, tmp_path):
+    """evaluate_segmenter's human-observer row (SCR's second observer against the first, on the same cases) is what
+    scoring the second observer's masks as an outside prediction gives; on the phantoms close to 1, below it."""
+    import json
+
+    import cxrbench.data as api
+
+    scores = json.loads((tiny_run / "results/segmenter/scores.json").read_text())
+    observer2 = store.find_observer2_masks(tiny_run / "data/store/jsrt")
+    np.save(tmp_path / "observer2.npy", store.open_array(observer2))
+    assert api.score_segmenter(tmp_path / "observer2.npy", tiny_run)["overall"] == scores["second_observer"]
+    for obj in PUBLISHED_OBJECTS:
+        assert 0.75 < scores["second_observer"]["objects"][obj]["jaccard"]["mean"] < 1

@@ -131,6 +131,21 @@ def test_scr_layout_and_gif_masks(jsrt_scr):
     assert not (lungs & scr_mask(scr, "JPCLN003", "heart")).any()
 
 
+def test_a_second_observer_outlines_the_same_objects_a_little_differently(jsrt_scr):
+    """observer2/ holds every mask again, as the readers expect a second observer (scr.require_tree finds and checks
+    it), each object redrawn from points clicked along its outline: close to observer 1's, never the same."""
+    from cxrbench.datasets import scr as scr_reader
+    from cxrbench.metrics.overlap import jaccard
+
+    _, scr = jsrt_scr
+    stems = [f"JPCLN{n:03d}" for n in range(1, N_NODULE + 1)] + [f"JPCNN{n:03d}" for n in range(1, N_NORMAL + 1)]
+    assert scr_reader.require_tree(scr, stems) == scr / "observer2"
+    for stem in stems:
+        first, second = scr_reader.read_case_masks(scr, stem), scr_reader.read_case_masks(scr / "observer2", stem)
+        overlap = jaccard(second, first)
+        assert (overlap < 1).all() and (overlap > 0.75).all(), (stem, overlap)
+
+
 def test_landmarks_lie_on_the_mask_contours(jsrt_scr):
     _, scr = jsrt_scr
     text = (scr / "scratch" / "fold1" / "points" / "JPCLN003.pfs").read_text()

@@ -33,6 +33,11 @@ def reference_masks_path(store_dir: str | Path, size: int) -> Path:
     return Path(store_dir) / f"reference_masks_{size}.npy"
 
 
+def observer2_masks_path(store_dir: str | Path, size: int) -> Path:
+    """SCR's second observer's masks at 1024 px, packed, when the copy has them: the human-observer row."""
+    return Path(store_dir) / f"observer2_masks_{size}.npy"
+
+
 def _single(store_dir: str | Path, prefix: str) -> Path:
     """A store directory holds one resolution; find its array without the caller knowing the size."""
     found = sorted(Path(store_dir).glob(f"{prefix}_*.npy"))
@@ -55,6 +60,11 @@ def find_nodule_rois(store_dir: str | Path) -> Path:
 
 def find_reference_masks(store_dir: str | Path) -> Path:
     return _single(store_dir, "reference_masks")
+
+
+def find_observer2_masks(store_dir: str | Path) -> Path | None:
+    """The second observer's masks, or None when the SCR copy had no second observer."""
+    return _single(store_dir, "observer2_masks") if any(Path(store_dir).glob("observer2_masks_*.npy")) else None
 
 
 def create(path: str | Path, shape: tuple[int, ...], dtype) -> np.memmap:

@@ -31,9 +31,10 @@ def section(report: Report, run: Run) -> None:
     cases = run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv")
     published = load_published(task="scr_segmentation")
     report.paragraph(resolution_text(seg))
-    report.figure(jaccard_figure(cases, published),
+    report.figure(jaccard_figure(cases, published, seg.get("second_observer")),
                   "Jaccard per test case (dots) for each published object and each single one, with the published "
-                  "means of the human observer (dashed black) and the best published method (lines)", "scr-jaccard")
+                  "means of the human observer (dashed black) and the best published method (lines), and SCR's "
+                  "second observer on these cases where the copy has one (dotted grey)", "scr-jaccard")
     lung_fields = jaccard_by_case(cases)["lung fields"]
     chosen = best_median_worst(lung_fields)
     row_of = dict(zip(run.jsrt_index["case"], run.jsrt_index["row"]))
@@ -61,7 +62,11 @@ def resolution_text(seg: dict) -> str:
             f"case is scored at the reference masks' {seg['scored_size']} px ({seg['pixel_mm']} mm pixels) by "
             f"{seg['interpolation']}. The store's own reference masks, taken to {seg['store_size']} px and back the "
             "same way, reach a Jaccard of " + ", ".join(f"{cap[obj]:.3f} for the {obj}" for obj in PUBLISHED_OBJECTS)
-            + f": no model trained at {seg['store_size']} px can be expected to do better.")
+            + f": no model trained at {seg['store_size']} px can be expected to do better."
+            + ("" if "second_observer" not in seg else " SCR's second observer, scored the same way against the "
+               "first on these cases (the benchmark's human observer), reaches " + ", ".join(
+                   f"{seg['second_observer']['objects'][obj]['jaccard']['mean']:.3f} for the {obj}"
+                   for obj in PUBLISHED_OBJECTS) + "."))
 
 
 def jaccard_by_case(cases: pd.DataFrame) -> pd.DataFrame:
@@ -80,10 +85,11 @@ def best_median_worst(scores: pd.Series) -> dict[str, str]:
     return chosen
 
 
-def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame) -> Figure:
+def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame, second_observer: dict | None = None) -> Figure:
     """A box plot of the per-case Jaccard of each scored object with the cases as dots, and over each published
     object's box the human observer's Jaccard (dashed black) and the best published method's, on the SCR folds
-    (`observer_and_best`)."""
+    (`observer_and_best`); over every box the mean Jaccard of SCR's second observer on these cases, when given
+    (scores.json's `second_observer`, dotted grey)."""
     scores = jaccard_by_case(cases)
     # a gap after the published objects
     positions = {name: n + (n >= len(PUBLISHED_OBJECTS)) for n, name in enumerate(scores.columns)}
@@ -110,6 +116,11 @@ def jaccard_figure(cases: pd.DataFrame, published: pd.DataFrame) -> Figure:
         left = positions[row.label] - 0.4 + 0.8 * k / n
         ax.hlines(row.value, left, left + 0.8 / n, colors=colours[paper], linestyles=(0, (2, 1)) if observer else "-",
                   linewidth=2.5, zorder=4, label=paper if first else None)
+    if second_observer is not None:
+        for name, x in positions.items():
+            ax.hlines(second_observer["objects"][name]["jaccard"]["mean"], x - 0.4, x + 0.4, colors="grey",
+                      linestyles=(0, (1, 1)), linewidth=2, zorder=4,
+                      label="SCR's second observer on these cases" if x == 0 else None)
     ax.set_xticks(list(positions.values()), [f"{name}\n(both as one)" if len(PUBLISHED_OBJECTS.get(name, ())) > 1
                                              else name for name in positions])
     ax.set(ylabel="Jaccard (intersection over union)", ylim=(0, 1.02),
@@ -139,7 +150,9 @@ def segmenter_table(metrics: dict) -> pd.DataFrame:
                      "cases missed": m["contour_mm"].get("missed", 0),
                      **{f"Jaccard test {f}": metrics["by_test_fold"][f]["objects"][obj]["jaccard"]["mean"]
                         for f in sorted(metrics["by_test_fold"])},
-                     "store's masks (cap)": metrics["round_trip"][obj]})
+                     "store's masks (cap)": metrics["round_trip"][obj],
+                     **({"second observer": metrics["second_observer"]["objects"][obj]["jaccard"]["mean"]}
+                        if "second_observer" in metrics else {})})
     return pd.DataFrame(rows).astype(float, errors="ignore")
 
 
@@ -148,27 +161,32 @@ MEASURES = {"jaccard": "Jaccard", "mean_contour_distance_mm": "contour mm", "pix
 
 def segmenter_comparison(metrics: dict, published: pd.DataFrame, synthetic: bool, network: str) -> pd.DataFrame:
     """Each published object's Jaccard and mean contour distance and the pixel error (mean over images, the sd in
-    brackets), ours first, then every published row: one row per method, a column per measure and object."""
+    brackets), ours first (and SCR's second observer on the same cases, when the copy has one), then every
+    published row: one row per method, a column per measure and object."""
     def cell(mean: float | None, sd: float | None) -> str:
         if mean is None or pd.isna(mean):
             return "–"
         return f"{mean:.3f}" + ("" if sd is None or pd.isna(sd) else f" ({sd:.3f})")
 
-    overall = metrics["overall"]
-    ours = {"source": OURS, "method": network, "split": SCR_SPLIT}
-    for obj in PUBLISHED_OBJECTS:
-        for measure, key in (("jaccard", "jaccard"), ("mean_contour_distance_mm", "contour_mm")):
-            m = overall["objects"][obj][key]
-            ours[f"{MEASURES[measure]} {obj}"] = cell(m["mean"], m["sd"])
-    ours["pixel error"] = cell(overall["pixel_error"]["mean"], overall["pixel_error"]["sd"])
-    columns = list(ours)
+    def our_row(method: str, scores: dict) -> dict:
+        cells = {"source": OURS, "method": method, "split": SCR_SPLIT}
+        for obj in PUBLISHED_OBJECTS:
+            for measure, key in (("jaccard", "jaccard"), ("mean_contour_distance_mm", "contour_mm")):
+                m = scores["objects"][obj][key]
+                cells[f"{MEASURES[measure]} {obj}"] = cell(m["mean"], m["sd"])
+        return {**cells, "pixel error": cell(scores["pixel_error"]["mean"], scores["pixel_error"]["sd"])}
+
+    ours = [our_row(network, metrics["overall"])]
+    if "second_observer" in metrics:
+        ours.append(our_row("SCR's second observer", metrics["second_observer"]))
+    columns = list(ours[0])
     papers: dict[tuple, dict] = {}  # one row per (source, method, split): its measures side by side
     for row in published[published["metric"].isin(MEASURES)].itertuples(index=False):
         column = "pixel error" if row.metric == "pixel_error" else f"{MEASURES[row.metric]} {row.label}"
         key = (row.source, cell_text(row.method), row.split, row.marker)
         papers.setdefault(key, {"source": f"{row.source} [{row.marker}]", "method": cell_text(row.method),
                                 "split": row.split})[column] = cell(row.value, row.sd)
-    table = comparison_table([Beside([ours], [Published(row) for row in papers.values()])], [*columns, "comparable"],
+    table = comparison_table([Beside(ours, [Published(row) for row in papers.values()])], [*columns, "comparable"],
                              our_split=SCR_SPLIT, synthetic=synthetic)
     return table.fillna("")
 

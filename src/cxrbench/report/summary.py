@@ -135,6 +135,7 @@ def google_expert_labels(run: Run) -> list[Headline]:
 
 def scr_segmentation(run: Run) -> list[Headline]:
     per_case = jaccard_by_case(run.csv(artefacts.RESULTS_SEGMENTER / "cases.csv"))
+    second_observer = run.json(artefacts.RESULTS_SEGMENTER / artefacts.SCORES).get("second_observer")
     rows = published.load(task="scr_segmentation")
     headlines = []
     for obj in PUBLISHED_OBJECTS:
@@ -148,6 +149,9 @@ def scr_segmentation(run: Run) -> list[Headline]:
         observer = jaccard[human & (jaccard["split"] == SCR_SPLIT)]
         readers = (f"{observer.iloc[0]['value']:.3f}: human observer, {observer.iloc[0]['source']} "
                    f"[{observer.iloc[0]['marker']}]" if len(observer) else "–")
+        if second_observer is not None:  # the human observer on these very cases
+            readers = (f"{second_observer['objects'][obj]['jaccard']['mean']:.3f}: SCR's second observer on these "
+                       f"cases (this run)" + ("" if readers == "–" else f"; published {readers}"))
         what = "both as one object, " if len(PUBLISHED_OBJECTS[obj]) > 1 else ""
         headlines.append(Headline(f"scr.{obj.replace(' ', '_')}", "SCR segmentation", f"Jaccard, {obj} ({what}at 1024 px), two folds",
                                   float(jaccards.mean()), interval, text, readers, comparable))

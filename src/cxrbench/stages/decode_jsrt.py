@@ -3,7 +3,8 @@
 Writes data/store/jsrt/ with images_<S>.npy (n, S, S) uint16 in display convention (4095 - raw, 12-bit),
 masks_<S>.npy (n, S, S) uint8 with bit i = scr.OBJECTS[i] (what the networks learn from),
 reference_masks_1024.npy (the same at the masks' own 1024 px: what segmentations are scored against, as the SCR
-benchmark scores them), nodule_rois_<R>.npy (n, R, R) uint16 and index.csv (one row per case: JSRT metadata plus
+benchmark scores them), observer2_masks_1024.npy (the second observer's, when the SCR copy has them: the human
+observer the benchmark compares with), nodule_rois_<R>.npy (n, R, R) uint16 and index.csv (one row per case: JSRT metadata plus
 SCR fold). Both grids cover the same field of view (2048 px at 0.175 mm; 1024 px at 0.35 mm), so area resampling
 to S x S aligns them.
 
@@ -74,6 +75,10 @@ def decode(params: dict[str, Any]) -> None:
         masks = store.create(store.masks_path(out, size), (len(cases), size, size), np.uint8)
         reference = store.create(store.reference_masks_path(out, SCR_MASK_SIZE),
                                  (len(cases), SCR_MASK_SIZE, SCR_MASK_SIZE), np.uint8)
+        observer2_root = scr.observer2_root(artefacts.RAW["scr"])
+        log.info("second observer's masks: %s", observer2_root or "none in this SCR copy")
+        observer2 = None if observer2_root is None else store.create(
+            store.observer2_masks_path(out, SCR_MASK_SIZE), (len(cases), SCR_MASK_SIZE, SCR_MASK_SIZE), np.uint8)
         rois = store.create(store.nodule_rois_path(out, roi_cfg["size"]), (len(cases), roi_cfg["size"],
                                                                             roi_cfg["size"]), np.uint16)
         for row, record in enumerate(tqdm(metadata.itertuples(), total=len(cases), desc="decode_jsrt", unit="case")):
@@ -82,10 +87,13 @@ def decode(params: dict[str, Any]) -> None:
             case_masks = scr.read_case_masks(artefacts.RAW["scr"], record.case)
             masks[row] = store.pack_masks(resample_masks(case_masks, size))
             reference[row] = store.pack_masks(case_masks)
+            if observer2 is not None:
+                observer2[row] = store.pack_masks(scr.read_case_masks(observer2_root, record.case))
             rois[row] = nodule_roi(display, record.x, record.y, roi_cfg["size"], factor) if record.nodule else 0
-        for array in (images, masks, reference, rois):
-            array.flush()
-        del images, masks, reference, rois, array
+        for array in (images, masks, reference, observer2, rois):
+            if array is not None:
+                array.flush()
+        del images, masks, reference, observer2, rois, array
         index = metadata.assign(fold=[scr.fold_of(c) for c in cases], row=np.arange(len(cases)))
         store.write_index(out, index)
 

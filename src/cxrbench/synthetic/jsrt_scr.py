@@ -4,7 +4,9 @@ JSRT: `JPCLNnnn.IMG` (one nodule) and `JPCNNnnn.IMG` (none), raw 2048 x 2048 big
 words stored like a film negative (raw = 4095 - display), with `CLNDAT_EN.txt` and `CNNDAT_EN.TXT`
 carrying the documented quirks (a diagnosis spilling into an extra tab field, a record running into
 the next with no line break, an age of `?`). SCR: 1024 x 1024 GIF masks of the same anatomy under
-`scratch/fold{1,2}/masks/<object>/` (odd case numbers in fold 1) and `.pfs` landmark files.
+`scratch/fold{1,2}/masks/<object>/` (odd case numbers in fold 1) and `.pfs` landmark files; a second observer's
+masks of the same objects under `observer2/scratch/...` (points clicked along each outline, placed a little
+differently, joined by straight segments).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ JSRT_MAX_VALUE = 4095
 SCR_SIZE = 1024
 
 _SERIES_CODE = {"JPCLN": 1, "JPCNN": 2}  # keeps the two series' random streams apart
+_OBSERVER2_STREAM = 2  # the second observer's own random stream: observer 1's files stay as they were
+_OBSERVER2_DIR = "observer2"  # the second observer's root beside observer 1's scratch/, as SCR readers default to
+_CLICK_SPACING_PX = 16  # a delineation point every ~5.6 mm of contour (1024 px masks of 0.35 mm)
+_CLICK_SD_PX = 3.0  # where a second observer places each point: about 1 mm from the first one's outline
 # Real JSRT counts per subtlety 1..5 and the contrast each gives the phantom nodule (display units). The
 # subtlest nodules (0.08) are under three standard deviations of the lung markings (anatomy.render_chest:
 # about 0.03, in blobs of nodule size), the obvious ones over fifteen: subtlety orders how findable they are.
@@ -204,6 +210,18 @@ def contour_landmarks(mask: np.ndarray, count: int) -> np.ndarray:
     return np.stack([np.interp(at, arc, closed[:, 0]), np.interp(at, arc, closed[:, 1])], axis=1)
 
 
+def second_delineation(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another observer's outline of the same object, drawn as SCR's observers drew: points clicked along its
+    boundary (each placed a little differently) joined by straight segments."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    perimeter = cv2.arcLength(max(contours, key=cv2.contourArea), closed=True)
+    points = contour_landmarks(mask, max(8, round(perimeter / _CLICK_SPACING_PX)))
+    points = points + rng.normal(0.0, _CLICK_SD_PX, points.shape)
+    drawn = np.zeros(mask.shape, dtype=np.uint8)
+    cv2.fillPoly(drawn, [np.rint(points * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    return drawn.astype(bool)
+
+
 def format_points_file(masks: dict[str, np.ndarray]) -> str:
     """SCR `.pfs` text: per object `[Key=value]` header lines, then `{ x, y }` lines, then `}`."""
     lines: list[str] = []
@@ -261,6 +279,12 @@ def write_jsrt_scr(jsrt_dir: Path, scr_dir: Path, *, n_nodule: int, n_normal: in
         for name in SCR_OBJECTS:
             write_bytes(fold / "masks" / name / f"{stem}.gif", encode_gif_mask(case.masks[name]))
         write_bytes(fold / "points" / f"{stem}.pfs", format_points_file(case.masks).encode("ascii"))
+        # the second observer: a parallel root (scr.observer2_root), its own random stream per case
+        observer2 = np.random.default_rng([seed, _SERIES_CODE[stem[:5]], int(stem[5:]), _OBSERVER2_STREAM])
+        fold2 = scr_dir / _OBSERVER2_DIR / "scratch" / fold.name
+        for name in SCR_OBJECTS:
+            write_bytes(fold2 / "masks" / name / f"{stem}.gif",
+                        encode_gif_mask(second_delineation(case.masks[name], observer2)))
         if case.nodule is not None:
             nodules.append(case.nodule)
         else:
