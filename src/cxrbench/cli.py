@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "JSRT nodule task scores and candidates (nodules)")
     score.add_argument("task", choices=["classifier", "segmenter", "nodules"])
     score.add_argument("predictions", help="classifier: CSV, one row per test image, columns image and "
-                       "score_<label>; segmenter: .npy, (cases, 5, S, S) 0/1 masks in the store's row order, S the store's size or SCR's 1024; "
+                       "score_<label>; segmenter: .npy, (cases, 5, S, S) 0/1 masks in the store's row order, S the store's "
+                       "size or SCR's 1024; "
                        "nodules: CSV, one row per case of each task, columns case, task, score")
     score.add_argument("--candidates", help="nodules: CSV of heat-map candidates, columns case, x, y (JSRT 2048 "
                        "grid), score")

@@ -94,7 +94,7 @@ def segment(model, images, rows, norm, device, runtime, batch_size=8) -> np.ndar
     probabilities brought up to the reference masks' 1024 px (segmentation_scores.to_reference_size), on the
     device, then packed on the host a batch at a time."""
     def masks(x: torch.Tensor, _positions: slice) -> torch.Tensor:
-        return to_reference_size(torch.sigmoid(model(x).float())).cpu()
+        return to_reference_size(torch.sigmoid(model(x).float()))
 
     return np.concatenate([store.pack_masks(batch.numpy()) for batch in
                            engine.predict_batches(model, images, rows, JSRT_MAX, norm, runtime, device, batch_size,

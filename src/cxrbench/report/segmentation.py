@@ -51,8 +51,8 @@ def section(report: Report, run: Run) -> None:
     report.table(segmenter_comparison(seg, published, run.synthetic, run.network_name(artefacts.MODEL_SEGMENTER)),
                  "Beside the published SCR results: each published object's Jaccard and mean contour distance (mean "
                  "over test images, sd in brackets) and the pixel error over the five labels")
-    report.table(segmenter_table(seg), f"Per object at {seg['scored_size']} px ({seg['pixel_mm']} mm pixels), mean over "
-                 "test images, with the Jaccard of the store's own masks after the round trip (the cap)")
+    report.table(segmenter_table(seg), f"Per object at {seg['scored_size']} px ({seg['pixel_mm']} mm pixels), mean "
+                 "over test images, with the Jaccard of the store's own masks after the round trip (the cap)")
 
 
 def resolution_text(seg: dict) -> str:

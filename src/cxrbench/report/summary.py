@@ -72,8 +72,9 @@ def nih_classification(run: Run) -> list[Headline]:
     rows = published.load(task="nih_classification")
     text, comparable = best_published(rows[(rows["label"] == MEAN_LABEL) & (rows["metric"] == "roc_auc")], split,
                                       run.synthetic)
-    return [Headline("nih.mean_auc", "NIH ChestX-ray14 classification", f"mean ROC AUC of the 14 findings, {metrics['test_images']} "
-                     f"test images, split {split}", metrics["mean_auc"],
+    return [Headline("nih.mean_auc", "NIH ChestX-ray14 classification",
+                     f"mean ROC AUC of the 14 findings, {metrics['test_images']} test images, split {split}",
+                     metrics["mean_auc"],
                      _interval(*metrics["mean_auc_ci"], f"bootstrap over {metrics['bootstrap']['unit']}s"), text,
                      "no reader study for the 14 labels", comparable)]
 
@@ -125,8 +126,9 @@ def google_expert_labels(run: Run) -> list[Headline]:
         reader_text = (f"sensitivity {readers.loc['sensitivity', 'value']:.3f}, specificity "
                        f"{readers.loc['specificity', 'value']:.3f}: {first['source']} [{first['marker']}]")
     if not result["available"]:
-        return [Headline("google.ptx_auc", "Google expert labels", "Pneumothorax ROC AUC, adjudicated four-findings set", None,
-                         result["reason"], text, reader_text, comparable)]
+        return [Headline("google.ptx_auc", "Google expert labels",
+                         "Pneumothorax ROC AUC, adjudicated four-findings set", None, result["reason"], text,
+                         reader_text, comparable)]
     return [Headline("google.ptx_auc", "Google expert labels", f"Pneumothorax ROC AUC, adjudicated four-findings set "
                      f"({result['images']} images, {result['positives']} positive)", result["auc"],
                      _interval(result["ci_low"], result["ci_high"], "bootstrap over patients"), text, reader_text,
@@ -153,8 +155,9 @@ def scr_segmentation(run: Run) -> list[Headline]:
             readers = (f"{second_observer['objects'][obj]['jaccard']['mean']:.3f}: SCR's second observer on these "
                        f"cases (this run)" + ("" if readers == "–" else f"; published {readers}"))
         what = "both as one object, " if len(PUBLISHED_OBJECTS[obj]) > 1 else ""
-        headlines.append(Headline(f"scr.{obj.replace(' ', '_')}", "SCR segmentation", f"Jaccard, {obj} ({what}at 1024 px), two folds",
-                                  float(jaccards.mean()), interval, text, readers, comparable))
+        headlines.append(Headline(f"scr.{obj.replace(' ', '_')}", "SCR segmentation",
+                                  f"Jaccard, {obj} ({what}at 1024 px), two folds", float(jaccards.mean()), interval,
+                                  text, readers, comparable))
     return headlines
 
 
@@ -168,11 +171,13 @@ def jsrt_nodules(run: Run) -> list[Headline]:
     readers = (f"about {observers.iloc[0]['value']:.2f} of nodules at >= 50% confidence: {observers.iloc[0]['source']}, "
                f"{observers.iloc[0]['method']} [{observers.iloc[0]['marker']}]" if len(observers) else "–")
     ours = froc.get(str(HEADLINE_FP_PER_IMAGE))
-    headlines = [Headline(f"jsrt.froc_{HEADLINE_FP_PER_IMAGE}fp", "JSRT nodule detection", f"FROC sensitivity at {HEADLINE_FP_PER_IMAGE} FP/image, all "
-                          f"{metrics['nodules']} nodules, out of fold", ours, "–", text, readers, comparable)]
+    headlines = [Headline(f"jsrt.froc_{HEADLINE_FP_PER_IMAGE}fp", "JSRT nodule detection",
+                          f"FROC sensitivity at {HEADLINE_FP_PER_IMAGE} FP/image, all {metrics['nodules']} nodules, "
+                          "out of fold", ours, "–", text, readers, comparable)]
     malignancy = metrics["classification"]["malignancy"]
-    headlines.append(Headline("jsrt.malig_auc", "JSRT malignancy", f"ROC AUC malignant vs benign, {malignancy['cases']} nodules, "
-                              "out of fold", malignancy["auc"],
+    headlines.append(Headline("jsrt.malig_auc", "JSRT malignancy",
+                              f"ROC AUC malignant vs benign, {malignancy['cases']} nodules, out of fold",
+                              malignancy["auc"],
                               _interval(malignancy["ci_low"], malignancy["ci_high"], "bootstrap over cases"),
                               "none published", "–", "no published figure"))
     return headlines

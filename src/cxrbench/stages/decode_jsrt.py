@@ -4,9 +4,9 @@ Writes data/store/jsrt/ with images_<S>.npy (n, S, S) uint16 in display conventi
 masks_<S>.npy (n, S, S) uint8 with bit i = scr.OBJECTS[i] (what the networks learn from),
 reference_masks_1024.npy (the same at the masks' own 1024 px: what segmentations are scored against, as the SCR
 benchmark scores them), observer2_masks_1024.npy (the second observer's, when the SCR copy has them: the human
-observer the benchmark compares with), nodule_rois_<R>.npy (n, R, R) uint16 and index.csv (one row per case: JSRT metadata plus
-SCR fold). Both grids cover the same field of view (2048 px at 0.175 mm; 1024 px at 0.35 mm), so area resampling
-to S x S aligns them.
+observer the benchmark compares with), nodule_rois_<R>.npy (n, R, R) uint16 and index.csv (one row per case:
+JSRT metadata plus SCR fold). Both grids cover the same field of view (2048 px at 0.175 mm; 1024 px at 0.35 mm),
+so area resampling to S x S aligns them.
 
 Nodule regions of interest: the malignancy classifier needs the nodule's margin and texture, which the
 whole-image store loses (at 128 px a 20 mm nodule is 7 pixels). So each nodule gets an R x R crop of the

@@ -7,7 +7,8 @@ way against the first's: the human observer of the benchmark on these very cases
 
 Writes metrics/segmenter.json (the published objects' mean Jaccard and contour distance, the pixel error) and
 results/segmenter/{scores.json (mean and sd over images of every measure, per fold and overall; the round trip's
-Jaccard per object; the second observer's scores), cases.csv (one row per case and object), predictions_1024.npy (packed masks, store order)}.
+Jaccard per object; the second observer's scores), cases.csv (one row per case and object), predictions_1024.npy
+(packed masks, store order)}.
 """
 
 from __future__ import annotations
